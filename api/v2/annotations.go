@@ -1,0 +1,76 @@
+package v2
+
+// Annotations understood by Palisade. The upstream keys are kept verbatim for compatibility.
+const (
+	// ReconcileAnnotation asks for one extra reconcile; the controller removes it.
+	ReconcileAnnotation = "firewall.metal-stack.io/reconcile"
+	// MaintenanceAnnotation marks a reconcile inside the maintenance window (OS auto-update).
+	MaintenanceAnnotation = "firewall.metal-stack.io/maintain"
+	// RollSetAnnotation set to "true" on the latest FirewallSet, on a FirewallDeployment or on a
+	// FirewallMonitor requests a new FirewallSet (a roll) without a spec change.
+	RollSetAnnotation = "firewall.metal-stack.io/roll-set"
+	// RevisionAnnotation holds the integer revision of a FirewallSet.
+	RevisionAnnotation = "firewall.metal-stack.io/revision"
+	// NoControllerConnectionAnnotation set to "true" makes readiness ignore the agent connection.
+	// On a FirewallDeployment it is inherited by its sets and firewalls.
+	NoControllerConnectionAnnotation = "firewall.metal-stack.io/no-controller-connection"
+	// WeightAnnotation is an int32 that ranks firewalls for scale-down and distance (higher is kept).
+	WeightAnnotation = "firewall.metal-stack.io/weight"
+	// RestartSystemdServicesAnnotation lists systemd services the agent restarts (comma-separated).
+	RestartSystemdServicesAnnotation = "firewall.metal-stack.io/restart-systemd-services"
+	// RestartSystemdServicesWhitelistAnnotation overrides the agent's list of restartable services.
+	RestartSystemdServicesWhitelistAnnotation = "firewall.metal-stack.io/restart-systemd-services-whitelist"
+	// PausedAnnotation stops every write to metal-api and every change to children while present
+	// (any value but "false"). Cluster API sets it during clusterctl move.
+	PausedAnnotation = "firewall.metal-stack.io/paused"
+	// ClusterAPIPausedAnnotation is Cluster API's own pause marker; it has the same effect.
+	ClusterAPIPausedAnnotation = "cluster.x-k8s.io/paused"
+	// UserdataHashAnnotation records the hash of the rendered userdata a FirewallSet was created for.
+	UserdataHashAnnotation = "firewall.metal-stack.io/userdata-hash"
+)
+
+// Tags written to metal-api machines. The set tag keeps upstream's historic spelling
+// ("metal.stack.io") so that machines allocated by the upstream manager are found and adopted.
+const (
+	ClusterIDTag = "cluster.metal-stack.io/id"
+	ManagedByTag = "firewall.metal-stack.io/managed-by"
+	SetTag       = "firewall.metal.stack.io/set"
+	// NamespaceTag is a Palisade addition: it keeps same-named firewalls of different namespaces apart.
+	NamespaceTag = "firewall.metal-stack.io/namespace"
+	// ManagedByValue is the value of ManagedByTag. Upstream's value is kept so upstream machines are adopted.
+	ManagedByValue = "firewall-controller-manager"
+)
+
+// Finalizers: one per controller, so that no controller can release another's object.
+const (
+	FirewallFinalizer           = "firewall.metal-stack.io/firewall"
+	FirewallSetFinalizer        = "firewall.metal-stack.io/firewallset"
+	FirewallDeploymentFinalizer = "firewall.metal-stack.io/firewalldeployment"
+	FirewallMonitorFinalizer    = "firewall.metal-stack.io/firewallmonitor"
+	// UpstreamFinalizer is the shared finalizer of the upstream manager; Palisade removes it on adoption.
+	UpstreamFinalizer = "firewall.metal-stack.io/firewall-controller-manager"
+)
+
+// IsTrue reports whether an annotation is present with a value that means true ("true", "1", "yes").
+func IsTrue(annotations map[string]string, key string) bool {
+	v, ok := annotations[key]
+	if !ok {
+		return false
+	}
+	switch v {
+	case "true", "True", "TRUE", "1", "yes":
+		return true
+	}
+	return false
+}
+
+// IsPaused reports whether an object carries Palisade's or Cluster API's pause annotation.
+// Any value except "false" pauses, as Cluster API treats the mere presence as paused.
+func IsPaused(annotations map[string]string) bool {
+	for _, key := range []string{PausedAnnotation, ClusterAPIPausedAnnotation} {
+		if v, ok := annotations[key]; ok && v != "false" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,2 @@
+// Package controller holds the manager's controllers, one package per kind.
+package controller
