@@ -1,0 +1,121 @@
+// Package config reads the agent's configuration file: where each kind of rule comes from
+// (sources) and which sub-controllers run (controllers), in the format of MEP-16, plus the
+// agent's own nftables settings.
+package config
+
+import (
+	"github.com/palisade-fw/palisade/internal/agent/model"
+)
+
+// Config is the whole file.
+type Config struct {
+	// Name is the firewall's name; defaults to the hostname.
+	Name        string      `json:"name,omitempty"`
+	Sources     Sources     `json:"sources"`
+	Controllers Controllers `json:"controllers"`
+	Nftables    Nftables    `json:"nftables,omitempty"`
+}
+
+// Sources are where the controllers read from. Only configured sources exist.
+type Sources struct {
+	Seed   *KubeSource   `json:"seed,omitempty"`
+	Shoot  *KubeSource   `json:"shoot,omitempty"`
+	Metal  *MetalSource  `json:"metal,omitempty"`
+	Static *StaticSource `json:"static,omitempty"`
+}
+
+// KubeSource is a Kubernetes API reached through a kubeconfig file.
+type KubeSource struct {
+	Kubeconfig string `json:"kubeconfig"`
+	Namespace  string `json:"namespace,omitempty"`
+}
+
+// MetalSource is a metal-api endpoint.
+type MetalSource struct {
+	URL       string `json:"url"`
+	HMAC      Secret `json:"hmac,omitempty"`
+	Type      string `json:"type,omitempty"`
+	ProjectID string `json:"projectID,omitempty"`
+}
+
+// StaticSource holds everything the other sources provide, inline.
+type StaticSource struct {
+	// Firewall mirrors a Firewall spec (plus its status networks).
+	Firewall *StaticFirewall `json:"firewall,omitempty"`
+	// CWNP is one policy spec, applied as the policy named "static".
+	CWNP *model.PolicySpec `json:"cwnp,omitempty"`
+	// Services are exposed like Services of type LoadBalancer or NodePort.
+	Services []model.ServiceSpec `json:"services,omitempty"`
+}
+
+// StaticFirewall is a Firewall spec plus the fields the agent ignores but the format allows.
+type StaticFirewall struct {
+	model.FirewallSpec `json:",inline"`
+	// Accepted for compatibility with the Firewall spec; self-update is not done by this agent.
+	ControllerURL           string   `json:"controllerURL,omitempty"`
+	ControllerVersion       string   `json:"controllerVersion,omitempty"`
+	NftablesExporterURL     string   `json:"nftablesExporterURL,omitempty"`
+	NftablesExporterVersion string   `json:"nftablesExporterVersion,omitempty"`
+	Interval                string   `json:"interval,omitempty"`
+	DNSServerAddress        string   `json:"dnsServerAddress,omitempty"`
+	DNSPort                 *uint    `json:"dnsPort,omitempty"`
+	SSHPublicKeys           []string `json:"sshPublicKeys,omitempty"`
+}
+
+// SourceKind names a source.
+type SourceKind string
+
+const (
+	SourceSeed   SourceKind = "seed"
+	SourceShoot  SourceKind = "shoot"
+	SourceMetal  SourceKind = "metal"
+	SourceStatic SourceKind = "static"
+)
+
+// Controllers are the sub-controllers; a nil one is disabled.
+type Controllers struct {
+	Firewall *FirewallController `json:"firewall,omitempty"`
+	Service  *Controller         `json:"service,omitempty"`
+	CWNP     *Controller         `json:"cwnp,omitempty"`
+	Monitor  *Controller         `json:"monitor,omitempty"`
+}
+
+// Controller reads from one source.
+type Controller struct {
+	Source SourceKind `json:"source"`
+}
+
+// FirewallController is the base controller.
+type FirewallController struct {
+	Source     SourceKind `json:"source"`
+	SelfUpdate *Toggle    `json:"selfUpdate,omitempty"`
+	Droptailer *Toggle    `json:"droptailer,omitempty"`
+}
+
+// Toggle switches an optional feature.
+type Toggle struct {
+	Enabled bool `json:"enabled"`
+}
+
+// Nftables configures the agent's table and rule file (Palisade).
+type Nftables struct {
+	// Table is the agent's table in the inet family; default "firewall".
+	Table string `json:"table,omitempty"`
+	// RuleFile is where the applied ruleset is written; default
+	// /etc/nftables/firewall-controller.v4.
+	RuleFile string `json:"ruleFile,omitempty"`
+}
+
+// Secret is a string that never shows up in logs or errors.
+type Secret string
+
+// String hides the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<redacted>"
+}
+
+// GoString hides the value from %#v as well.
+func (s Secret) GoString() string { return s.String() }

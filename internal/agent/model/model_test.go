@@ -1,0 +1,94 @@
+package model
+
+import (
+	"strings"
+	"testing"
+)
+
+func p32(v int32) *int32   { return &v }
+func str(s string) *string { return &s }
+
+func TestParsePolicyRefusals(t *testing.T) {
+	cases := map[string]struct {
+		spec PolicySpec
+		want string
+	}{
+		"endPort below port":  {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(8080), EndPort: p32(8000)}}}}}, "egress[0].ports[0].endPort: 8000 is below port 8080"},
+		"port zero":           {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(0)}}}}}, "ingress[0].ports[0].port"},
+		"bad protocol":        {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Protocol: str("ICMP")}}}}}, "is not one of TCP, UDP, SCTP"},
+		"except outside":      {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"11.0.0.0/8"}}}}}}, "egress[0].to[0].except[0]: 11.0.0.0/8 is not inside 10.0.0.0/8"},
+		"except other family": {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "0.0.0.0/0", Except: []string{"::/0"}}}}}}, "is not inside"},
+		"bad cidr":            {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(1)}}, From: []IPBlock{{CIDR: "10.0.0.0/33"}}}}}, "ingress[0].from[0].cidr"},
+		"to and toFQDNs":      {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "1.1.1.1"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}}}, "mutually exclusive"},
+	}
+	for name, c := range cases {
+		_, err := ParsePolicy(ObjectKey{Name: "p"}, c.spec)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+func TestParsePolicyNotesFailClosed(t *testing.T) {
+	p, err := ParsePolicy(ObjectKey{Name: "p"}, PolicySpec{Egress: []EgressRule{
+		{Ports: []PolicyPort{{Port: p32(443)}}, ToFQDNs: []FQDNSelector{{MatchName: "example.com."}}},
+		{To: []IPBlock{{CIDR: "1.1.1.1/32"}}},
+		{Ports: []PolicyPort{{Protocol: str("udp")}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Notes) != 2 {
+		t.Errorf("notes: %v", p.Notes)
+	}
+	// Only the last rule applies: every UDP port to every address of both families.
+	if len(p.Egress) != 1 || len(p.Egress[0].Peers) != 2 || p.Egress[0].Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
+		t.Errorf("egress: %+v", p.Egress)
+	}
+}
+
+func TestAllowedNetworksCap(t *testing.T) {
+	fw := ParseFirewall(FirewallSpec{AllowedNetworks: AllowedNetworks{Egress: []string{"10.0.0.0/8"}, Ingress: []string{"192.168.0.0/16"}}})
+	ok := PolicyInput{Key: ObjectKey{Name: "ok"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.1.0.0/16"}}}}}}
+	wide := PolicyInput{Key: ObjectKey{Name: "wide"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "0.0.0.0/0"}}}}}}
+	svcOK := ServiceInput{Key: ObjectKey{Name: "svc-ok"}, Spec: ServiceSpec{IPs: []string{"1.2.3.4"}, Ports: []ServicePort{{Port: 1}}, SourceRanges: []string{"192.168.1.0/24"}}}
+	svcOpen := ServiceInput{Key: ObjectKey{Name: "svc-open"}, Spec: ServiceSpec{IPs: []string{"1.2.3.4"}, Ports: []ServicePort{{Port: 2}}}}
+	snap, verdicts := Compose(fw, []PolicyInput{ok, wide}, []ServiceInput{svcOK, svcOpen})
+	if len(snap.Policies) != 1 || snap.Policies[0].Key.Name != "ok" || len(snap.Services) != 1 || snap.Services[0].Key.Name != "svc-ok" {
+		t.Fatalf("cap not applied per object: %+v", snap)
+	}
+	refused := 0
+	for _, v := range verdicts {
+		if !v.Accepted {
+			refused++
+			if !strings.Contains(v.Message, "outside allowedNetworks") {
+				t.Errorf("%s: %s", v.Key, v.Message)
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("refused %d, want 2", refused)
+	}
+}
+
+func TestParseServiceNoIPOpensNothing(t *testing.T) {
+	s, ok, err := ParseService(ObjectKey{Name: "s"}, ServiceSpec{Ports: []ServicePort{{Port: 443}}})
+	if err != nil || !ok || len(s.IPs) != 0 || len(s.Notes) != 1 {
+		t.Fatalf("%+v %v %v", s, ok, err)
+	}
+	if _, ok, _ := ParseService(ObjectKey{Name: "s"}, ServiceSpec{Type: "ClusterIP"}); ok {
+		t.Error("ClusterIP must be skipped")
+	}
+}
+
+func TestParseFirewallSkipsBadEntries(t *testing.T) {
+	fw := ParseFirewall(FirewallSpec{
+		InternalPrefixes: []string{"10.0.0.0/8", "nope"},
+		FirewallNetworks: []FirewallNetwork{{NetworkID: "internet", Vrf: 1, Prefixes: []string{"185.1.2.0/24"}}},
+		RateLimits:       []RateLimitSpec{{NetworkID: "unknown", Rate: 1}, {NetworkID: "internet", Rate: 5}},
+		EgressRules:      []EgressRuleSNAT{{NetworkID: "internet", IPs: []string{"185.1.2.3", "9.9.9.9"}}},
+	})
+	if len(fw.InternalPrefixes) != 1 || len(fw.RateLimits) != 1 || len(fw.SNAT[0].IPs) != 1 || len(fw.Warnings) != 3 {
+		t.Errorf("%+v", fw)
+	}
+}

@@ -1,0 +1,195 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// everyV4 and everyV6 stand for "any address" when a rule lists no peers.
+var (
+	everyV4 = netip.MustParsePrefix("0.0.0.0/0")
+	everyV6 = netip.MustParsePrefix("::/0")
+)
+
+// ParsePolicy validates a CWNP spec. An error refuses the whole object; rules that are valid
+// but cannot be enforced are skipped and explained in Policy.Notes.
+func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
+	p := Policy{Key: key}
+	for i, in := range spec.Ingress {
+		path := fmt.Sprintf("ingress[%d]", i)
+		rule, note, err := parseRule(path, in.Ports, in.From, "from")
+		if err != nil {
+			return Policy{}, err
+		}
+		if note != "" {
+			p.Notes = append(p.Notes, note)
+			continue
+		}
+		p.Ingress = append(p.Ingress, rule)
+	}
+	for i, out := range spec.Egress {
+		path := fmt.Sprintf("egress[%d]", i)
+		if len(out.ToFQDNs) > 0 {
+			if len(out.To) > 0 {
+				return Policy{}, fmt.Errorf("%s: to and toFQDNs are mutually exclusive", path)
+			}
+			if err := validateFQDNs(path, out.ToFQDNs); err != nil {
+				return Policy{}, err
+			}
+			if _, _, err := parseRule(path, out.Ports, nil, "to"); err != nil {
+				return Policy{}, err
+			}
+			// Fail closed: an FQDN rule must never turn into "any destination".
+			p.Notes = append(p.Notes, path+": toFQDNs is not enforced by this agent yet; the rule opens nothing")
+			continue
+		}
+		rule, note, err := parseRule(path, out.Ports, out.To, "to")
+		if err != nil {
+			return Policy{}, err
+		}
+		if note != "" {
+			p.Notes = append(p.Notes, note)
+			continue
+		}
+		p.Egress = append(p.Egress, rule)
+	}
+	return p, nil
+}
+
+func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string) (Rule, string, error) {
+	var rule Rule
+	for i, port := range ports {
+		pr, err := parsePolicyPort(fmt.Sprintf("%s.ports[%d]", path, i), port)
+		if err != nil {
+			return Rule{}, "", err
+		}
+		rule.Ports = append(rule.Ports, pr)
+	}
+	for i, block := range blocks {
+		peer, err := parseIPBlock(fmt.Sprintf("%s.%s[%d]", path, peerKey, i), block)
+		if err != nil {
+			return Rule{}, "", err
+		}
+		rule.Peers = append(rule.Peers, peer)
+	}
+	if len(rule.Ports) == 0 {
+		return Rule{}, path + ": no ports given; list a protocol without port to allow all of its ports", nil
+	}
+	if len(rule.Peers) == 0 {
+		// Like Kubernetes NetworkPolicy: no peers means every address.
+		rule.Peers = []Peer{{Prefix: everyV4}, {Prefix: everyV6}}
+	}
+	return rule, "", nil
+}
+
+func parsePolicyPort(path string, p PolicyPort) (PortRange, error) {
+	proto := TCP
+	if p.Protocol != nil {
+		var err error
+		if proto, err = ParseProtocol(*p.Protocol); err != nil {
+			return PortRange{}, fmt.Errorf("%s.protocol: %w", path, err)
+		}
+	}
+	if p.Port == nil {
+		if p.EndPort != nil {
+			return PortRange{}, fmt.Errorf("%s.endPort: needs port", path)
+		}
+		return PortRange{Protocol: proto, First: 0, Last: 65535}, nil
+	}
+	first, err := parsePortNumber(*p.Port)
+	if err != nil {
+		return PortRange{}, fmt.Errorf("%s.port: %w", path, err)
+	}
+	last := first
+	if p.EndPort != nil {
+		if last, err = parsePortNumber(*p.EndPort); err != nil {
+			return PortRange{}, fmt.Errorf("%s.endPort: %w", path, err)
+		}
+		if last < first {
+			return PortRange{}, fmt.Errorf("%s.endPort: %d is below port %d", path, last, first)
+		}
+	}
+	return PortRange{Protocol: proto, First: first, Last: last}, nil
+}
+
+func parsePortNumber(v int32) (uint16, error) {
+	if v < 1 || v > 65535 {
+		return 0, fmt.Errorf("%d is not between 1 and 65535", v)
+	}
+	return uint16(v), nil
+}
+
+// ParseProtocol accepts TCP, UDP and SCTP in any case.
+func ParseProtocol(s string) (Protocol, error) {
+	switch strings.ToUpper(s) {
+	case "TCP", "":
+		return TCP, nil
+	case "UDP":
+		return UDP, nil
+	case "SCTP":
+		return SCTP, nil
+	}
+	return 0, fmt.Errorf("%q is not one of TCP, UDP, SCTP", printable(s))
+}
+
+func parseIPBlock(path string, b IPBlock) (Peer, error) {
+	prefix, err := ParsePrefix(b.CIDR)
+	if err != nil {
+		return Peer{}, fmt.Errorf("%s.cidr: %w", path, err)
+	}
+	peer := Peer{Prefix: prefix}
+	for i, e := range b.Except {
+		ex, err := ParsePrefix(e)
+		if err != nil {
+			return Peer{}, fmt.Errorf("%s.except[%d]: %w", path, i, err)
+		}
+		if ex.Addr().Is4() != prefix.Addr().Is4() || ex.Bits() < prefix.Bits() || !prefix.Contains(ex.Addr()) {
+			return Peer{}, fmt.Errorf("%s.except[%d]: %s is not inside %s", path, i, ex, prefix)
+		}
+		peer.Except = append(peer.Except, ex)
+	}
+	return peer, nil
+}
+
+// ParsePrefix parses a CIDR and masks host bits; a bare address is a single-host prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		addr, err := netip.ParseAddr(s)
+		if err != nil || addr.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", printable(s))
+		}
+		return netip.PrefixFrom(addr, addr.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", printable(s))
+	}
+	return p.Masked(), nil
+}
+
+func validateFQDNs(path string, sels []FQDNSelector) error {
+	for i, s := range sels {
+		if s.MatchName == "" && s.MatchPattern == "" {
+			return fmt.Errorf("%s.toFQDNs[%d]: needs matchName or matchPattern", path, i)
+		}
+	}
+	return nil
+}
+
+// printable shortens and strips a user string before it goes into an error message.
+func printable(s string) string {
+	const maxLen = 64
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= maxLen {
+			b.WriteString("...")
+			break
+		}
+		if r < 0x20 || r == 0x7f {
+			r = '?'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

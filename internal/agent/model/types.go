@@ -1,0 +1,140 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Protocol is a layer-4 protocol the firewall can match ports of.
+type Protocol uint8
+
+const (
+	TCP Protocol = iota + 1
+	UDP
+	SCTP
+)
+
+// Protocols lists every supported protocol in a stable order.
+var Protocols = []Protocol{TCP, UDP, SCTP}
+
+// String returns the nftables name of the protocol.
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	case SCTP:
+		return "sctp"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// PortRange is an inclusive range of ports of one protocol.
+type PortRange struct {
+	Protocol    Protocol
+	First, Last uint16
+}
+
+// Peer is a prefix minus the excepted prefixes inside it.
+type Peer struct {
+	Prefix netip.Prefix
+	Except []netip.Prefix
+}
+
+// Rule allows traffic between the cluster and Peers on Ports.
+type Rule struct {
+	Peers []Peer
+	Ports []PortRange
+}
+
+// ObjectKey names an object across sources.
+type ObjectKey struct {
+	Source    string
+	Namespace string
+	Name      string
+}
+
+func (k ObjectKey) String() string {
+	if k.Namespace == "" {
+		return k.Source + ":" + k.Name
+	}
+	return k.Source + ":" + k.Namespace + "/" + k.Name
+}
+
+// Policy is a parsed ClusterwideNetworkPolicy.
+type Policy struct {
+	Key     ObjectKey
+	Ingress []Rule
+	Egress  []Rule
+	// Notes explain parts that are not enforced (e.g. toFQDNs); they end up in the status.
+	Notes []string
+}
+
+// ServiceType is the kind of exposure of a Service.
+type ServiceType uint8
+
+const (
+	LoadBalancer ServiceType = iota + 1
+	NodePort
+)
+
+// Port is one exposed port of a Service.
+type Port struct {
+	Protocol Protocol
+	Port     uint16
+	NodePort uint16
+}
+
+// Service is a parsed Service of type LoadBalancer or NodePort.
+type Service struct {
+	Key     ObjectKey
+	Type    ServiceType
+	IPs     []netip.Addr
+	Ports   []Port
+	Sources []netip.Prefix // empty: every source
+	Notes   []string
+}
+
+// RateLimit polices the traffic entering through Interface.
+type RateLimit struct {
+	NetworkID string
+	Interface string
+	MiBps     uint32
+}
+
+// SNAT rewrites the source of cluster traffic leaving through Interface to one of IPs.
+type SNAT struct {
+	NetworkID string
+	Interface string
+	IPs       []netip.Addr
+}
+
+// Firewall is the parsed firewall-wide configuration.
+type Firewall struct {
+	ClusterPrefixes  []netip.Prefix
+	InternalPrefixes []netip.Prefix
+	RateLimits       []RateLimit
+	SNAT             []SNAT
+	// Allowed caps what policies and services may open; nil means no cap.
+	Allowed     *Allowed
+	LogAccepted bool
+	DryRun      bool
+	RuleFile    string
+	// Warnings name the parts of the spec that were skipped.
+	Warnings []string
+}
+
+// Allowed is the parsed allowedNetworks. When the cap is active, an empty direction allows
+// nothing in that direction.
+type Allowed struct {
+	Ingress []netip.Prefix
+	Egress  []netip.Prefix
+}
+
+// Snapshot is everything the renderer turns into one ruleset.
+type Snapshot struct {
+	Firewall Firewall
+	Policies []Policy
+	Services []Service
+}

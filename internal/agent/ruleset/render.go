@@ -1,0 +1,376 @@
+package ruleset
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/palisade-fw/palisade/internal/agent/model"
+)
+
+// DefaultTable is the agent's table in the inet family.
+const DefaultTable = "firewall"
+
+// Chain names. The table is private to the agent, so names need no prefix.
+const (
+	ChainForward     = "forward"     // filter hook forward: the policy, default drop
+	ChainPostrouting = "postrouting" // nat hook postrouting: SNAT per network
+	ChainAccounting  = "accounting"  // counts traffic into and out of the cluster
+	ChainRateLimit   = "ratelimit"   // polices traffic per network
+)
+
+// Set and map names; every one exists once per address family (suffix _v4, _v6).
+const (
+	SetCluster     = "cluster"      // prefixes of the cluster behind the firewall
+	SetInternal    = "internal"     // prefixes counted as internal traffic
+	SetIngressDest = "ingress_dst"  // cluster prefixes and load-balancer IPs: where ingress may go
+	MapEgress      = "cwnp_egress"  // daddr . proto . dport -> policy chain
+	MapIngress     = "cwnp_ingress" // saddr . proto . dport -> policy chain
+	MapServices    = "services"     // lb ip . proto . port . saddr -> service chain
+	MapNodePorts   = "nodeports"    // proto . node port . saddr -> service chain
+)
+
+// Named counters outside the object chains.
+const (
+	CounterEstablished = "accept_established"
+	CounterInvalid     = "drop_invalid"
+	CounterDropped     = "drop_total"
+	CounterRateLimit   = "drop_ratelimit"
+)
+
+// accountingCounters are the traffic counters the FirewallMonitor reports.
+var accountingCounters = []string{"internal_in", "external_in", "internal_out", "external_out"}
+
+// Log prefixes the droptailer looks for.
+const (
+	logPrefixDropped  = "nftables-firewall-dropped: "
+	logPrefixAccepted = "nftables-firewall-accepted: "
+)
+
+type family struct {
+	v4       bool
+	suffix   string // set name suffix
+	ip       string // payload keyword: ip or ip6
+	addrType string // nftables set type
+}
+
+var families = []family{
+	{v4: true, suffix: "_v4", ip: "ip", addrType: "ipv4_addr"},
+	{v4: false, suffix: "_v6", ip: "ip6", addrType: "ipv6_addr"},
+}
+
+func (f family) has(a netip.Addr) bool { return a.Is4() == f.v4 }
+
+// Options tune rendering.
+type Options struct {
+	Table string
+}
+
+// Render builds the ruleset for a snapshot. Objects are expected to be valid (see
+// model.Compose); everything user-provided enters as typed values or sanitized names.
+func Render(snap model.Snapshot, opts Options) *Ruleset {
+	if opts.Table == "" {
+		opts.Table = DefaultTable
+	}
+	policies := slices.Clone(snap.Policies)
+	slices.SortFunc(policies, func(a, b model.Policy) int { return strings.Compare(a.Key.String(), b.Key.String()) })
+	services := slices.Clone(snap.Services)
+	slices.SortFunc(services, func(a, b model.Service) int { return strings.Compare(a.Key.String(), b.Key.String()) })
+
+	r := &Ruleset{Table: opts.Table}
+	fw := snap.Firewall
+
+	policyChains := make([]string, len(policies))
+	for i, p := range policies {
+		policyChains[i] = objectName("cwnp", p.Key)
+	}
+	serviceChains := make([]string, len(services))
+	for i, s := range services {
+		serviceChains[i] = objectName("svc", s.Key)
+	}
+
+	r.Chains = append(r.Chains, forwardChain(), postroutingChain(fw), accountingChain(), rateLimitChain(fw))
+	for _, f := range families {
+		r.Sets = append(r.Sets,
+			addressSet(SetCluster+f.suffix, "cluster prefixes", f, fw.ClusterPrefixes, nil),
+			addressSet(SetInternal+f.suffix, "internal prefixes", f, fw.InternalPrefixes, nil),
+			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lbIPs(services)),
+			policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, policyChains, func(p model.Policy) []model.Rule { return p.Egress }),
+			policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, policyChains, func(p model.Policy) []model.Rule { return p.Ingress }),
+			servicesMap(f, services, serviceChains),
+			nodePortsMap(f, services, serviceChains),
+		)
+	}
+
+	for i, p := range policies {
+		r.Chains = append(r.Chains, objectChain(policyChains[i], "ClusterwideNetworkPolicy "+p.Key.String(), fw.LogAccepted))
+		r.Counters = append(r.Counters, Counter{Name: policyChains[i], Comment: comment("ClusterwideNetworkPolicy " + p.Key.String())})
+	}
+	for i, s := range services {
+		r.Chains = append(r.Chains, objectChain(serviceChains[i], "Service "+s.Key.String(), fw.LogAccepted))
+		r.Counters = append(r.Counters, Counter{Name: serviceChains[i], Comment: comment("Service " + s.Key.String())})
+	}
+	for _, name := range []string{CounterEstablished, CounterInvalid, CounterDropped, CounterRateLimit} {
+		r.Counters = append(r.Counters, Counter{Name: name})
+	}
+	for _, name := range accountingCounters {
+		r.Counters = append(r.Counters, Counter{Name: name})
+	}
+	for _, s := range fw.SNAT {
+		r.Counters = append(r.Counters, Counter{Name: snatCounter(s), Comment: comment("SNAT network " + s.NetworkID)})
+	}
+	return r
+}
+
+func forwardChain() Chain {
+	c := Chain{
+		Name:    ChainForward,
+		Comment: "default drop; allow-lists in verdict maps",
+		Base:    &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
+		Rules: []string{
+			"jump " + ChainAccounting,
+			"jump " + ChainRateLimit,
+			"ct state established,related counter name " + CounterEstablished + " accept",
+			"ct state invalid counter name " + CounterInvalid + " drop",
+		},
+	}
+	for _, f := range families {
+		c.Rules = append(c.Rules,
+			fmt.Sprintf("%s saddr @%s%s %s daddr . meta l4proto . th dport vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapEgress, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, f.ip, MapIngress, f.suffix),
+			fmt.Sprintf("%s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, f.ip, MapServices, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapNodePorts, f.suffix),
+		)
+	}
+	// limit before log: the limit throttles the log, the counter still sees every drop.
+	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s limit rate 10/second log prefix %q", CounterDropped, logPrefixDropped))
+	return c
+}
+
+func accountingChain() Chain {
+	c := Chain{Name: ChainAccounting, Comment: "traffic into and out of the cluster, internal or external"}
+	for _, f := range families {
+		cluster, internal := "@"+SetCluster+f.suffix, "@"+SetInternal+f.suffix
+		c.Rules = append(c.Rules,
+			fmt.Sprintf("%s daddr %s %s saddr %s counter name internal_in", f.ip, cluster, f.ip, internal),
+			fmt.Sprintf("%s daddr %s %s saddr != %s counter name external_in", f.ip, cluster, f.ip, internal),
+			fmt.Sprintf("%s saddr %s %s daddr %s counter name internal_out", f.ip, cluster, f.ip, internal),
+			fmt.Sprintf("%s saddr %s %s daddr != %s counter name external_out", f.ip, cluster, f.ip, internal),
+		)
+	}
+	return c
+}
+
+func rateLimitChain(fw model.Firewall) Chain {
+	c := Chain{Name: ChainRateLimit, Comment: "rate limits per network"}
+	for _, rl := range fw.RateLimits {
+		c.Rules = append(c.Rules, fmt.Sprintf("iifname %q limit rate over %d mbytes/second counter name %s drop",
+			identifierSafe(rl.Interface), rl.MiBps, CounterRateLimit))
+	}
+	return c
+}
+
+func postroutingChain(fw model.Firewall) Chain {
+	c := Chain{
+		Name:    ChainPostrouting,
+		Comment: "SNAT of cluster traffic per network",
+		Base:    &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
+	}
+	for _, s := range fw.SNAT {
+		for _, f := range families {
+			var ips []string
+			for _, ip := range s.IPs {
+				if f.has(ip) {
+					ips = append(ips, ip.String())
+				}
+			}
+			if len(ips) == 0 {
+				continue
+			}
+			target := ips[0]
+			if len(ips) > 1 {
+				// A stable choice per destination keeps a flow's source IP from changing.
+				pairs := make([]string, len(ips))
+				for i, ip := range ips {
+					pairs[i] = fmt.Sprintf("%d : %s", i, ip)
+				}
+				target = fmt.Sprintf("jhash %s daddr mod %d map { %s }", f.ip, len(ips), strings.Join(pairs, ", "))
+			}
+			c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s counter name %s snat %s to %s",
+				identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, snatCounter(s), f.ip, target))
+		}
+	}
+	return c
+}
+
+func snatCounter(s model.SNAT) string {
+	return objectName("snat", model.ObjectKey{Source: "firewall", Name: s.NetworkID})
+}
+
+func objectChain(name, what string, logAccepted bool) Chain {
+	c := Chain{Name: name, Comment: comment(what)}
+	if logAccepted {
+		c.Rules = append(c.Rules, fmt.Sprintf("limit rate 10/second log prefix %q", logPrefixAccepted))
+	}
+	c.Rules = append(c.Rules, "counter name "+name+" accept")
+	return c
+}
+
+func lbIPs(services []model.Service) []netip.Addr {
+	var ips []netip.Addr
+	for _, s := range services {
+		if s.Type == model.LoadBalancer {
+			ips = append(ips, s.IPs...)
+		}
+	}
+	return ips
+}
+
+func addressSet(name, what string, f family, prefixes []netip.Prefix, addrs []netip.Addr) Set {
+	var spans []owned
+	for _, p := range prefixes {
+		if f.has(p.Addr()) {
+			spans = append(spans, owned{span: spanOf(p)})
+		}
+	}
+	for _, a := range addrs {
+		if f.has(a) {
+			spans = append(spans, owned{span: spanOf(netip.PrefixFrom(a, a.BitLen()))})
+		}
+	}
+	s := Set{Name: name, Comment: what, Type: f.addrType, Interval: true}
+	for _, o := range resolve(spans) {
+		s.Elements = append(s.Elements, Element{Key: []string{o.format(f.v4)}})
+	}
+	return s
+}
+
+func policyMap(name, what string, f family, policies []model.Policy, chains []string, rules func(model.Policy) []model.Rule) Set {
+	m := Set{Name: name, Comment: what, Type: f.addrType + " . inet_proto . inet_service : verdict", Map: true, Interval: true}
+	byProto := map[model.Protocol][]portEntry{}
+	for owner, p := range policies {
+		for _, rule := range rules(p) {
+			var spans []owned
+			for _, peer := range rule.Peers {
+				if !f.has(peer.Prefix.Addr()) {
+					continue
+				}
+				for _, s := range subtract(peer.Prefix, peer.Except) {
+					spans = append(spans, owned{span: s, owner: owner})
+				}
+			}
+			if len(spans) == 0 {
+				continue
+			}
+			for _, pr := range rule.Ports {
+				byProto[pr.Protocol] = append(byProto[pr.Protocol], portEntry{first: pr.First, last: pr.Last, spans: spans})
+			}
+		}
+	}
+	for _, proto := range model.Protocols {
+		for _, atom := range resolvePorts(byProto[proto]) {
+			ports := formatPorts(atom.first, atom.last)
+			for _, o := range atom.spans {
+				m.Elements = append(m.Elements, Element{Key: []string{o.format(f.v4), proto.String(), ports}, Value: "goto " + chains[o.owner]})
+			}
+		}
+	}
+	return m
+}
+
+type lbKey struct {
+	ip    netip.Addr
+	proto model.Protocol
+	port  uint16
+}
+
+func servicesMap(f family, services []model.Service, chains []string) Set {
+	m := Set{Name: MapServices + f.suffix, Comment: "load-balancer IP, protocol, port, source -> service",
+		Type: f.addrType + " . inet_proto . inet_service . " + f.addrType + " : verdict", Map: true, Interval: true}
+	groups := map[lbKey][]owned{}
+	for owner, s := range services {
+		if s.Type != model.LoadBalancer {
+			continue
+		}
+		sources := sourceSpans(f, s, owner)
+		for _, ip := range s.IPs {
+			if !f.has(ip) {
+				continue
+			}
+			for _, p := range s.Ports {
+				k := lbKey{ip: ip, proto: p.Protocol, port: p.Port}
+				groups[k] = append(groups[k], sources...)
+			}
+		}
+	}
+	keys := sortedKeys(groups)
+	for _, k := range keys {
+		for _, o := range resolve(groups[k]) {
+			m.Elements = append(m.Elements, Element{
+				Key:   []string{k.ip.String(), k.proto.String(), fmt.Sprint(k.port), o.format(f.v4)},
+				Value: "goto " + chains[o.owner],
+			})
+		}
+	}
+	return m
+}
+
+func nodePortsMap(f family, services []model.Service, chains []string) Set {
+	m := Set{Name: MapNodePorts + f.suffix, Comment: "protocol, node port, source -> service",
+		Type: "inet_proto . inet_service . " + f.addrType + " : verdict", Map: true, Interval: true}
+	groups := map[lbKey][]owned{}
+	for owner, s := range services {
+		if s.Type != model.NodePort {
+			continue
+		}
+		sources := sourceSpans(f, s, owner)
+		for _, p := range s.Ports {
+			k := lbKey{proto: p.Protocol, port: p.NodePort}
+			groups[k] = append(groups[k], sources...)
+		}
+	}
+	for _, k := range sortedKeys(groups) {
+		for _, o := range resolve(groups[k]) {
+			m.Elements = append(m.Elements, Element{
+				Key:   []string{k.proto.String(), fmt.Sprint(k.port), o.format(f.v4)},
+				Value: "goto " + chains[o.owner],
+			})
+		}
+	}
+	return m
+}
+
+func sourceSpans(f family, s model.Service, owner int) []owned {
+	var out []owned
+	for _, p := range s.EffectiveSources() {
+		if f.has(p.Addr()) {
+			out = append(out, owned{span: spanOf(p), owner: owner})
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[lbKey][]owned) []lbKey {
+	keys := make([]lbKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b lbKey) int {
+		if c := a.ip.Compare(b.ip); c != 0 {
+			return c
+		}
+		if a.proto != b.proto {
+			return int(a.proto) - int(b.proto)
+		}
+		return int(a.port) - int(b.port)
+	})
+	return keys
+}
+
+func formatPorts(first, last uint16) string {
+	if first == last {
+		return fmt.Sprint(first)
+	}
+	return fmt.Sprintf("%d-%d", first, last)
+}

@@ -1,0 +1,126 @@
+package ruleset_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/palisade-fw/palisade/internal/agent/fixture"
+	"github.com/palisade-fw/palisade/internal/agent/model"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
+	"github.com/palisade-fw/palisade/internal/agent/ruleset"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// text renders the full `nft -f` form without touching any kernel.
+func text(r *ruleset.Ruleset) string {
+	return nft.New(knftables.NewFake(knftables.InetFamily, r.Table), nft.Options{}).Text(r)
+}
+
+var lookPath = exec.LookPath
+
+// requireNFT skips unless nft can run in a scratch namespace (root, nft, unshare).
+func requireNFT(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: nft --check in a scratch network namespace needs root")
+	}
+	for _, bin := range []string{"nft", "unshare"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("skipping: %s is not installed", bin)
+		}
+	}
+}
+
+func TestGolden(t *testing.T) {
+	cases := map[string]model.Snapshot{
+		"full":  fixture.Snapshot(),
+		"empty": {Firewall: model.ParseFirewall(model.FirewallSpec{})},
+	}
+	logged := fixture.Snapshot()
+	logged.Firewall.LogAccepted = true
+	cases["log-accepted"] = logged
+
+	for name, snap := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := text(ruleset.Render(snap, ruleset.Options{}))
+			path := filepath.Join("testdata", name+".nft")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if got != string(want) {
+				t.Errorf("rendered ruleset differs from %s (run with -update after checking):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// Every golden file is a ruleset the kernel accepts.
+func TestGoldenAcceptedByNFT(t *testing.T) {
+	requireNFT(t)
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.nft"))
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nft.CheckInScratchNetns(context.Background(), string(data)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestForwardChainAndSetsDoNotGrow(t *testing.T) {
+	small := ruleset.Render(fixture.Snapshot(), ruleset.Options{}).Stats()
+	p, s := fixture.Large(200, 2000, 300)
+	snap, _ := model.Compose(fixture.Firewall(), p, s)
+	large := ruleset.Render(snap, ruleset.Options{}).Stats()
+	if small.ForwardRules != large.ForwardRules || small.Sets != large.Sets {
+		t.Errorf("forward rules %d -> %d, sets %d -> %d: must not depend on the input size",
+			small.ForwardRules, large.ForwardRules, small.Sets, large.Sets)
+	}
+	if large.Elements < 2000 {
+		t.Errorf("only %d elements for 2000 CIDRs", large.Elements)
+	}
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	pols, svcs := fixture.Policies(), fixture.Services()
+	a, _ := model.Compose(fixture.Firewall(), pols, svcs)
+	// reversed input order
+	for i, j := 0, len(pols)-1; i < j; i, j = i+1, j-1 {
+		pols[i], pols[j] = pols[j], pols[i]
+	}
+	for i, j := 0, len(svcs)-1; i < j; i, j = i+1, j-1 {
+		svcs[i], svcs[j] = svcs[j], svcs[i]
+	}
+	b, _ := model.Compose(fixture.Firewall(), pols, svcs)
+	if ruleset.Render(a, ruleset.Options{}).Digest() != ruleset.Render(b, ruleset.Options{}).Digest() {
+		t.Error("input order changed the ruleset")
+	}
+}
+
+func TestTableName(t *testing.T) {
+	got := text(ruleset.Render(fixture.Snapshot(), ruleset.Options{Table: "palisade"}))
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if !strings.Contains(line, " inet palisade") {
+			t.Fatalf("line outside table palisade: %s", line)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+// Package ruleset renders a model.Snapshot into the agent's nftables table. It is pure: no
+// I/O, no nft calls. The result is a value the applier diffs against what it applied last.
+package ruleset
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"io"
+	"strings"
+)
+
+// Ruleset is the complete desired content of the agent's table.
+type Ruleset struct {
+	Table    string
+	Chains   []Chain // base chains first, then the chains they jump to, then object chains
+	Sets     []Set   // sets and verdict maps
+	Counters []Counter
+}
+
+// BaseChain holds the hook of a base chain.
+type BaseChain struct {
+	Type     string // filter, nat
+	Hook     string // forward, postrouting
+	Priority string
+	Policy   string // accept, drop
+}
+
+// Chain is a chain and its rules in order.
+type Chain struct {
+	Name    string
+	Comment string
+	Base    *BaseChain
+	Rules   []string
+}
+
+// Set is a named set or, when Map is true, a verdict map.
+type Set struct {
+	Name     string
+	Comment  string
+	Type     string
+	Map      bool
+	Interval bool
+	Elements []Element
+}
+
+// Element is one key (fields of a concatenation) and, for maps, its value.
+type Element struct {
+	Key   []string
+	Value string
+}
+
+// String is the element as nftables writes it; it also identifies the element when diffing.
+func (e Element) String() string {
+	k := strings.Join(e.Key, " . ")
+	if e.Value == "" {
+		return k
+	}
+	return k + " : " + e.Value
+}
+
+// Counter is a named counter. Counters are never flushed, so they survive every update.
+type Counter struct {
+	Name    string
+	Comment string
+}
+
+// Digest identifies the content; equal digests mean nothing to apply.
+func (r *Ruleset) Digest() string {
+	h := sha256.New()
+	r.write(h)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r *Ruleset) write(h hash.Hash) {
+	w := func(parts ...string) {
+		for _, p := range parts {
+			_, _ = io.WriteString(h, p)
+			_, _ = h.Write([]byte{0})
+		}
+		_, _ = h.Write([]byte{1})
+	}
+	w("table", r.Table)
+	for _, c := range r.Chains {
+		w("chain", c.Name, c.Comment)
+		if c.Base != nil {
+			w("base", c.Base.Type, c.Base.Hook, c.Base.Priority, c.Base.Policy)
+		}
+		for _, rule := range c.Rules {
+			w("rule", rule)
+		}
+	}
+	for _, s := range r.Sets {
+		flags := ""
+		if s.Interval {
+			flags = "interval"
+		}
+		kind := "set"
+		if s.Map {
+			kind = "map"
+		}
+		w(kind, s.Name, s.Comment, s.Type, flags)
+		for _, e := range s.Elements {
+			w("element", e.String())
+		}
+	}
+	for _, c := range r.Counters {
+		w("counter", c.Name, c.Comment)
+	}
+}
+
+// Stats are the numbers the benchmark and the docs report.
+type Stats struct {
+	ForwardRules int
+	Chains       int
+	Sets         int
+	Elements     int
+	Counters     int
+}
+
+// Stats counts the content.
+func (r *Ruleset) Stats() Stats {
+	s := Stats{Chains: len(r.Chains), Sets: len(r.Sets), Counters: len(r.Counters)}
+	for _, c := range r.Chains {
+		if c.Name == ChainForward {
+			s.ForwardRules = len(c.Rules)
+		}
+	}
+	for _, set := range r.Sets {
+		s.Elements += len(set.Elements)
+	}
+	return s
+}

@@ -1,0 +1,212 @@
+// Package runner is the one rule-file controller: the sub-controllers hand it their part
+// (firewall, policies, services), and it composes, renders and applies one ruleset,
+// debouncing bursts and retrying failures.
+package runner
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/palisade-fw/palisade/internal/agent/model"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
+	"github.com/palisade-fw/palisade/internal/agent/ruleset"
+)
+
+// Applier is what the runner needs from nft.Applier.
+type Applier interface {
+	Apply(ctx context.Context, desired *ruleset.Ruleset) (nft.Result, error)
+}
+
+// Reporter receives the per-object verdicts after every sync; applied tells whether the
+// ruleset holding the accepted objects is in the kernel.
+type Reporter interface {
+	Report(ctx context.Context, verdicts []model.Verdict, applied bool)
+}
+
+// Parts says which contributions must arrive before the first apply.
+type Parts struct {
+	Policies bool
+	Services bool
+}
+
+// Options configure a Runner.
+type Options struct {
+	Table string
+	// Debounce is how long to wait for more changes after one arrived.
+	Debounce time.Duration
+	// MaxBackoff bounds the retry delay after failures.
+	MaxBackoff time.Duration
+	Log        *slog.Logger
+}
+
+// ErrNotReady means a required contribution has not arrived yet.
+var ErrNotReady = errors.New("not all sources have delivered yet")
+
+// Runner composes contributions into one ruleset.
+type Runner struct {
+	applier  Applier
+	opts     Options
+	required Parts
+
+	mu        sync.Mutex
+	firewall  *model.Firewall
+	policies  []model.PolicyInput
+	services  []model.ServiceInput
+	havePols  bool
+	haveSvcs  bool
+	reporters []Reporter
+
+	trigger chan struct{}
+}
+
+// New returns a Runner that waits for the firewall part and the required parts.
+func New(applier Applier, required Parts, opts Options) *Runner {
+	if opts.Debounce == 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	return &Runner{applier: applier, required: required, opts: opts, trigger: make(chan struct{}, 1)}
+}
+
+// AddReporter registers a receiver of verdicts.
+func (r *Runner) AddReporter(rep Reporter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reporters = append(r.reporters, rep)
+}
+
+// SetFirewall replaces the firewall part.
+func (r *Runner) SetFirewall(fw model.Firewall) {
+	r.mu.Lock()
+	r.firewall = &fw
+	r.mu.Unlock()
+	r.Notify()
+}
+
+// SetPolicies replaces all policies.
+func (r *Runner) SetPolicies(p []model.PolicyInput) {
+	r.mu.Lock()
+	r.policies, r.havePols = p, true
+	r.mu.Unlock()
+	r.Notify()
+}
+
+// SetServices replaces all services.
+func (r *Runner) SetServices(s []model.ServiceInput) {
+	r.mu.Lock()
+	r.services, r.haveSvcs = s, true
+	r.mu.Unlock()
+	r.Notify()
+}
+
+// Notify asks for a sync; many notifications before the sync collapse into one.
+func (r *Runner) Notify() {
+	select {
+	case r.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Outcome is the result of one sync.
+type Outcome struct {
+	Ruleset  *ruleset.Ruleset
+	Verdicts []model.Verdict
+	Result   nft.Result
+	DryRun   bool
+}
+
+// Render composes and renders the current contributions without applying them.
+func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.firewall == nil || (r.required.Policies && !r.havePols) || (r.required.Services && !r.haveSvcs) {
+		return nil, nil, model.Firewall{}, ErrNotReady
+	}
+	snap, verdicts := model.Compose(*r.firewall, r.policies, r.services)
+	return ruleset.Render(snap, ruleset.Options{Table: r.opts.Table}), verdicts, *r.firewall, nil
+}
+
+// Sync renders and applies once and reports verdicts.
+func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
+	rs, verdicts, fw, err := r.Render()
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Ruleset: rs, Verdicts: verdicts, DryRun: fw.DryRun}
+	for _, w := range fw.Warnings {
+		r.opts.Log.Warn("firewall spec entry skipped", "reason", w)
+	}
+	if fw.DryRun {
+		r.opts.Log.Info("firewall spec has dryRun set; ruleset rendered but not applied")
+		r.report(ctx, verdicts, false)
+		return out, nil
+	}
+	out.Result, err = r.applier.Apply(ctx, rs)
+	r.report(ctx, verdicts, err == nil)
+	return out, err
+}
+
+func (r *Runner) report(ctx context.Context, verdicts []model.Verdict, applied bool) {
+	for _, v := range verdicts {
+		if !v.Accepted {
+			r.opts.Log.Warn("object refused", "kind", v.Kind, "object", v.Key.String(), "reason", v.Message)
+		}
+	}
+	r.mu.Lock()
+	reps := append([]Reporter(nil), r.reporters...)
+	r.mu.Unlock()
+	for _, rep := range reps {
+		rep.Report(ctx, verdicts, applied)
+	}
+}
+
+// Run syncs after every notification (debounced) until ctx ends, retrying failures with
+// exponential backoff.
+func (r *Runner) Run(ctx context.Context) error {
+	backoff := time.Duration(0)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.trigger:
+		case <-retry:
+		}
+		// Let a burst of changes settle into one sync.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.opts.Debounce):
+		}
+		select {
+		case <-r.trigger:
+		default:
+		}
+
+		out, err := r.Sync(ctx)
+		switch {
+		case errors.Is(err, ErrNotReady):
+			retry = nil
+			continue
+		case err != nil:
+			backoff = min(max(2*backoff, time.Second), r.opts.MaxBackoff)
+			r.opts.Log.Error("sync failed; previous ruleset stays in place", "err", err, "retryIn", backoff)
+			retry = time.After(backoff)
+			continue
+		}
+		backoff, retry = 0, nil
+		if out.Result.Changed {
+			st := out.Ruleset.Stats()
+			r.opts.Log.Info("ruleset applied", "full", out.Result.Full, "operations", out.Result.Operations,
+				"check", out.Result.Check, "apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package kube
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	v1 "github.com/palisade-fw/palisade/api/v1"
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/agent/model"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestServiceInput(t *testing.T) {
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop", Annotations: map[string]string{sourceRangesAnnotation: "1.2.3.0/24,4.5.6.7/32"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerIP: "185.1.2.3",
+			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 443, NodePort: 30443}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "2001:db8::3"}, {Hostname: "x"}}}},
+	}
+	in, ok := ServiceInput(svc)
+	if !ok {
+		t.Fatal("LoadBalancer skipped")
+	}
+	if len(in.Spec.IPs) != 2 || len(in.Spec.SourceRanges) != 2 || in.Spec.Ports[0].NodePort != 30443 {
+		t.Errorf("unexpected conversion: %+v", in.Spec)
+	}
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	if _, ok := ServiceInput(svc); ok {
+		t.Error("ClusterIP service must be skipped")
+	}
+}
+
+func TestFirewallSpec(t *testing.T) {
+	fw := &v2.Firewall{}
+	fw.Spec.InternalPrefixes = []string{"10.0.0.0/8"}
+	fw.Spec.RateLimits = []v2.RateLimit{{NetworkID: "internet", Rate: 10}}
+	fw.Spec.EgressRules = []v2.EgressRuleSNAT{{NetworkID: "internet", IPs: []string{"185.1.2.3"}}}
+	fw.Status.FirewallNetworks = []v2.FirewallNetwork{
+		{NetworkID: ptr("internet"), NetworkType: ptr("external"), Vrf: ptr[int64](104009), Prefixes: []string{"185.1.2.0/24"}},
+		{NetworkID: ptr("node"), NetworkType: ptr("privateprimaryunshared"), Vrf: ptr[int64](3981), Prefixes: []string{"10.1.0.0/22"}},
+	}
+	got := model.ParseFirewall(FirewallSpec(fw))
+	if len(got.Warnings) != 0 {
+		t.Fatalf("warnings: %v", got.Warnings)
+	}
+	if got.ClusterPrefixes[0].String() != "10.1.0.0/22" {
+		t.Errorf("cluster prefixes from the private primary network: %v", got.ClusterPrefixes)
+	}
+	if got.RateLimits[0].Interface != "vrf104009" || got.SNAT[0].Interface != "vlan104009" {
+		t.Errorf("interfaces: %+v %+v", got.RateLimits, got.SNAT)
+	}
+}
+
+func TestStatusWriter(t *testing.T) {
+	ctx := context.Background()
+	mk := func(name string) *v1.ClusterwideNetworkPolicy {
+		return &v1.ClusterwideNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "firewall", Generation: 2}}
+	}
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithStatusSubresource(&v1.ClusterwideNetworkPolicy{}).
+		WithObjects(mk("good"), mk("bad"), mk("pending")).Build()
+	rec := record.NewFakeRecorder(10)
+	w := NewStatusWriter(c, c, rec, slog.Default())
+	key := func(n string) model.ObjectKey {
+		return model.ObjectKey{Source: SourceShoot, Namespace: "firewall", Name: n}
+	}
+	verdicts := []model.Verdict{
+		{Key: key("good"), Kind: "ClusterwideNetworkPolicy", Generation: 2, Accepted: true},
+		{Key: key("bad"), Kind: "ClusterwideNetworkPolicy", Generation: 2, Message: "egress[0].ports[0].port: 0 is not between 1 and 65535"},
+		{Key: key("gone"), Kind: "ClusterwideNetworkPolicy", Generation: 1, Accepted: true},
+	}
+	w.Report(ctx, verdicts, true)
+
+	get := func(name string) v1.PolicyStatus {
+		var p v1.ClusterwideNetworkPolicy
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "firewall", Name: name}, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Status
+	}
+	if st := get("good"); st.State != v1.PolicyDeployed || st.ObservedGeneration != 2 {
+		t.Errorf("good: %+v", st)
+	}
+	if st := get("bad"); st.State != v1.PolicyIgnored || st.Message == "" {
+		t.Errorf("bad: %+v", st)
+	}
+	if st := get("pending"); st.State != "" {
+		t.Errorf("pending has no verdict and must stay untouched: %+v", st)
+	}
+	if len(rec.Events) != 2 {
+		t.Errorf("want 2 events, got %d", len(rec.Events))
+	}
+	// The same verdicts again write nothing and emit no event.
+	w.Report(ctx, verdicts, true)
+	if len(rec.Events) != 2 {
+		t.Errorf("repeated report emitted events: %d", len(rec.Events))
+	}
+	// A failed apply never marks a policy deployed.
+	c2 := fake.NewClientBuilder().WithScheme(Scheme()).WithStatusSubresource(&v1.ClusterwideNetworkPolicy{}).WithObjects(mk("good")).Build()
+	NewStatusWriter(c2, c2, nil, slog.Default()).Report(ctx, verdicts[:1], false)
+	var p v1.ClusterwideNetworkPolicy
+	_ = c2.Get(ctx, types.NamespacedName{Namespace: "firewall", Name: "good"}, &p)
+	if p.Status.State != "" {
+		t.Errorf("marked %q although the apply failed", p.Status.State)
+	}
+}

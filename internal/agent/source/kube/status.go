@@ -1,0 +1,101 @@
+package kube
+
+import (
+	"context"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/palisade-fw/palisade/api/v1"
+	"github.com/palisade-fw/palisade/internal/agent/model"
+)
+
+// Event reasons on CWNPs.
+const (
+	ReasonDeployed = "Deployed"
+	ReasonIgnored  = "Ignored"
+)
+
+// StatusWriter writes state, message and observedGeneration of every shoot CWNP after a
+// sync, and an event whenever the state or message changes. Each object is written on its
+// own: one failing write never keeps the others from being written.
+type StatusWriter struct {
+	writer   client.Client
+	reader   client.Reader
+	recorder record.EventRecorder
+	log      *slog.Logger
+}
+
+// NewStatusWriter returns a writer; reader may be a cache, recorder may be nil.
+func NewStatusWriter(w client.Client, r client.Reader, recorder record.EventRecorder, log *slog.Logger) *StatusWriter {
+	return &StatusWriter{writer: w, reader: r, recorder: recorder, log: log}
+}
+
+// Report implements runner.Reporter.
+func (s *StatusWriter) Report(ctx context.Context, verdicts []model.Verdict, applied bool) {
+	for _, v := range verdicts {
+		if v.Kind != "ClusterwideNetworkPolicy" || v.Key.Source != SourceShoot {
+			continue
+		}
+		state := v1.PolicyIgnored
+		if v.Accepted {
+			if !applied {
+				continue // not in the kernel yet: do not claim it is deployed
+			}
+			state = v1.PolicyDeployed
+		}
+		if err := s.write(ctx, v, state); err != nil {
+			s.log.Error("writing CWNP status", "object", v.Key.String(), "err", err)
+		}
+	}
+}
+
+func (s *StatusWriter) write(ctx context.Context, v model.Verdict, state v1.PolicyDeploymentState) error {
+	var obj v1.ClusterwideNetworkPolicy
+	if err := s.reader.Get(ctx, types.NamespacedName{Namespace: v.Key.Namespace, Name: v.Key.Name}, &obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if obj.Generation != v.Generation {
+		return nil // a newer spec is on its way; its own sync will report
+	}
+	st := obj.Status
+	if st.State == state && st.Message == v.Message && st.ObservedGeneration == v.Generation {
+		return nil
+	}
+	changed := st.State != state || st.Message != v.Message
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Status.State, obj.Status.Message, obj.Status.ObservedGeneration = state, v.Message, v.Generation
+	if err := s.writer.Status().Patch(ctx, &obj, patch); err != nil {
+		return err
+	}
+	if changed && s.recorder != nil {
+		if state == v1.PolicyDeployed {
+			msg := "applied to the firewall"
+			if v.Message != "" {
+				msg += "; " + v.Message
+			}
+			s.recorder.Event(&obj, corev1.EventTypeNormal, ReasonDeployed, msg)
+		} else {
+			s.recorder.Event(&obj, corev1.EventTypeWarning, ReasonIgnored, v.Message)
+		}
+	}
+	return nil
+}
+
+func newRecorder(cfg *rest.Config, scheme *runtime.Scheme, host string, log *slog.Logger) record.EventRecorder {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		log.Warn("no events: cannot build a client", "err", err)
+		return nil
+	}
+	b := record.NewBroadcaster()
+	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
+	return b.NewRecorder(scheme, corev1.EventSource{Component: "palisade-agent", Host: host})
+}
