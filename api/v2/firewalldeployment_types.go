@@ -91,12 +91,16 @@ type FirewallDeploymentStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// TargetReplicas of the latest set.
+	// +optional
 	TargetReplicas int `json:"targetReplicas"`
 	// ProgressingReplicas of the latest set.
+	// +optional
 	ProgressingReplicas int `json:"progressingReplicas"`
 	// ReadyReplicas of the latest set.
+	// +optional
 	ReadyReplicas int `json:"readyReplicas"`
 	// UnhealthyReplicas of the latest set.
+	// +optional
 	UnhealthyReplicas int `json:"unhealthyReplicas"`
 	// UpdatedReplicas are firewalls of the latest set (Palisade).
 	// +optional
@@ -105,6 +109,7 @@ type FirewallDeploymentStatus struct {
 	// +optional
 	AvailableReplicas int `json:"availableReplicas"`
 	// ObservedRevision is the revision of the latest set.
+	// +optional
 	ObservedRevision int `json:"observedRevision"`
 	// Selector is the label selector in string form, for the scale subresource.
 	// +optional

@@ -62,14 +62,19 @@ type FirewallSetStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// TargetReplicas is the desired number of firewalls.
+	// +optional
 	TargetReplicas int `json:"targetReplicas"`
 	// ProgressingReplicas are firewalls being created.
+	// +optional
 	ProgressingReplicas int `json:"progressingReplicas"`
 	// ReadyReplicas are firewalls ready to carry traffic.
+	// +optional
 	ReadyReplicas int `json:"readyReplicas"`
 	// UnhealthyReplicas are firewalls that failed or timed out.
+	// +optional
 	UnhealthyReplicas int `json:"unhealthyReplicas"`
 	// ObservedRevision is the set's revision.
+	// +optional
 	ObservedRevision int `json:"observedRevision"`
 	// Selector is the label selector in string form, for the scale subresource.
 	// +optional

@@ -10,14 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	apiv1 "github.com/palisade-fw/palisade/api/v1"
-	apiv2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/scheme"
 )
 
 // RepoRoot walks up from the working directory to the directory holding go.mod.
@@ -38,16 +35,8 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// Scheme returns a scheme with the Kubernetes built-ins and both Palisade API groups.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, apiv1.AddToScheme, apiv2.AddToScheme} {
-		if err := add(s); err != nil {
-			panic(err)
-		}
-	}
-	return s
-}
+// Scheme returns the scheme shared by Palisade's binaries and tests.
+func Scheme() *runtime.Scheme { return scheme.New() }
 
 // EnsureAssets points KUBEBUILDER_ASSETS at the source-built binaries when it is not set.
 func EnsureAssets() error {

@@ -1,0 +1,163 @@
+// Command manager runs Palisade's firewall manager in a seed or management cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/palisade-fw/palisade/internal/manager"
+	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/palisade-fw/palisade/internal/scheme"
+	"github.com/palisade-fw/palisade/internal/webhook"
+	"github.com/palisade-fw/palisade/internal/webhook/certs"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	opts := manager.DefaultOptions()
+	var (
+		metricsAddr, healthAddr, certDir  string
+		leaderElection                    bool
+		leaderElectionNamespace           string
+		metalURL, metalHMACFile, authType string
+		namespaceSelector                 string
+		webhookPort                       int
+		enableWebhooks                    bool
+		webhookService, podNamespace      string
+	)
+	fs := flag.CommandLine
+	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
+	fs.StringVar(&healthAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.BoolVar(&leaderElection, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
+	fs.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
+	fs.StringVar(&certDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with tls.crt and tls.key for the webhook server.")
+	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port of the webhook server.")
+	fs.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the defaulting and validating admission webhooks.")
+	fs.StringVar(&webhookService, "webhook-service-name", "palisade-webhook", "Service in front of the webhook server (for the self-signed certificate).")
+	fs.StringVar(&podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "Namespace the manager runs in.")
+	fs.StringVar(&metalURL, "metal-api-url", "", "metal-api base URL (required).")
+	fs.StringVar(&metalHMACFile, "metal-api-hmac-file", "", "File holding the metal-api HMAC key (default: env METAL_API_HMAC).")
+	fs.StringVar(&authType, "metal-api-hmac-auth-type", metal.AuthTypeAdmin, "HMAC auth type; updating machine tags and ssh keys needs Metal-Admin.")
+	fs.StringVar(&opts.Firewall.ClusterID, "cluster-id", "", "Written as tag cluster.metal-stack.io/id on every machine (optional).")
+	fs.StringVar(&namespaceSelector, "namespace-selector", "", "Only reconcile namespaces whose labels match this selector (default: all namespaces).")
+	fs.DurationVar(&opts.Timeouts.Create, "create-timeout", 0, "Replace a firewall not ready this long after allocation (0: never).")
+	fs.DurationVar(&opts.Timeouts.Health, "firewall-health-timeout", 0, "Replace a provisioned firewall that is not ready for this long (0: never).")
+	fs.DurationVar(&opts.ProgressDeadline, "progress-deadline", opts.ProgressDeadline, "Report a rollout without progress after this long.")
+	fs.DurationVar(&opts.SafetyBackoff, "safety-backoff", opts.SafetyBackoff, "Least time between two new FirewallSets of one deployment.")
+	fs.DurationVar(&opts.Firewall.RunningPoll, "metal-poll-interval", opts.Firewall.RunningPoll, "How often running firewalls are checked in metal-api (one request per project and partition).")
+	fs.DurationVar(&opts.Firewall.CreatingPoll, "metal-poll-interval-creating", opts.Firewall.CreatingPoll, "How often provisioning firewalls are checked.")
+	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "Parallel reconciles per controller.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if metalURL == "" {
+		return errors.New("--metal-api-url is required")
+	}
+	hmacKey := os.Getenv("METAL_API_HMAC")
+	if metalHMACFile != "" {
+		key, err := metal.HMACKeyFromFile(metalHMACFile)
+		if err != nil {
+			return err
+		}
+		hmacKey = key
+	}
+	if namespaceSelector != "" {
+		sel, err := labels.Parse(namespaceSelector)
+		if err != nil {
+			return fmt.Errorf("--namespace-selector: %w", err)
+		}
+		opts.NamespaceSelector = sel
+	}
+
+	metalClient, err := metal.New(metal.Config{
+		URL: metalURL, HMACKey: hmacKey, HMACAuthType: authType,
+		Timeout: 30 * time.Second, Registerer: crmetrics.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("metal-api client: %w", err)
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                  scheme.New(),
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  healthAddr,
+		LeaderElection:          leaderElection,
+		LeaderElectionID:        "palisade-manager.firewall.metal-stack.io",
+		LeaderElectionNamespace: leaderElectionNamespace,
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: webhookPort, CertDir: certDir}),
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if enableWebhooks {
+		if err := setupWebhooks(mgr, certDir, webhookService, podNamespace); err != nil {
+			return err
+		}
+	}
+	if err := manager.Setup(mgr, metalClient, opts); err != nil {
+		return fmt.Errorf("setting up controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.Info("Starting Palisade manager", "metalAPI", strings.TrimRight(metalURL, "/"), "namespaceSelector", namespaceSelector)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// setupWebhooks registers the admission webhooks. Without certificates from cert-manager in
+// certDir, a self-signed CA and serving certificate are created, patched into the webhook
+// configurations and rotated before they expire.
+func setupWebhooks(mgr ctrl.Manager, certDir, service, namespace string) error {
+	if namespace == "" {
+		return errors.New("--pod-namespace (or env POD_NAMESPACE) is required with webhooks enabled")
+	}
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()}) // uncached: no cluster-wide Secret informer
+	if err != nil {
+		return err
+	}
+	certOpts := certs.Options{
+		CertDir:                         certDir,
+		DNSNames:                        []string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"},
+		Namespace:                       namespace,
+		SecretName:                      "palisade-webhook-tls",
+		MutatingWebhookConfigurations:   []string{webhook.MutatingWebhookConfigurationName},
+		ValidatingWebhookConfigurations: []string{webhook.ValidatingWebhookConfigurationName},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := certs.EnsureSelfSigned(ctx, direct, certOpts); err != nil {
+		return fmt.Errorf("webhook certificate: %w", err)
+	}
+	if err := mgr.Add(&certs.Rotator{Client: direct, Options: certOpts}); err != nil {
+		return err
+	}
+	if err := webhook.SetupWebhooksWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker())
+}

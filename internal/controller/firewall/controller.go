@@ -1,0 +1,221 @@
+// Package firewall reconciles Firewall objects with metal-api machines: it allocates a machine
+// for each Firewall (never two), adopts existing ones, re-creates vanished ones, keeps tags and
+// ssh keys in sync, frees the machine on delete and reports machine and agent health.
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1 "k8s.io/api/core/v1"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/pause"
+	"github.com/palisade-fw/palisade/internal/metal"
+)
+
+// UserdataRenderer renders a firewall's userdata. A *UserdataError marks input that is not there
+// yet or not usable (a missing Secret, say): the firewall waits instead of failing.
+type UserdataRenderer interface {
+	Render(ctx context.Context, namespace string, spec *v2.FirewallSpec) (userdata, hash string, err error)
+	// References returns the Secrets and ConfigMaps the spec reads, for watches.
+	References(spec *v2.FirewallSpec) (secrets, configMaps []string)
+}
+
+// UserdataError is a userdata problem the user has to fix or wait for, with a condition reason.
+type UserdataError struct {
+	Reason  string
+	Message string
+}
+
+func (e *UserdataError) Error() string { return e.Message }
+
+// Config holds the knobs of the firewall controller.
+type Config struct {
+	// ClusterID, when set, is written as the cluster tag on every machine.
+	ClusterID string
+	// CreatingPoll is how often metal-api is asked while a machine is provisioning.
+	CreatingPoll time.Duration
+	// RunningPoll is how often metal-api is asked for running machines (batched per partition).
+	RunningPoll time.Duration
+	// ConnectedThreshold is how old the agent's last rule apply may be for Connected.
+	ConnectedThreshold time.Duration
+	// SeedConnectedThreshold is how old the agent's last seed reconcile may be for SeedConnected.
+	SeedConnectedThreshold time.Duration
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		CreatingPoll:           10 * time.Second,
+		RunningPoll:            time.Minute,
+		ConnectedThreshold:     2 * time.Minute,
+		SeedConnectedThreshold: 3 * time.Minute,
+	}
+}
+
+// Reconciler reconciles Firewalls.
+type Reconciler struct {
+	Client   client.Client
+	Metal    metal.Client
+	Fleet    *Fleet
+	Userdata UserdataRenderer
+	Recorder events.EventRecorder
+	Config   Config
+	Now      func() time.Time
+	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
+	Filter func(ctx context.Context, namespace string) bool
+}
+
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// SetupWithManager registers the controller. Secrets and ConfigMaps referenced by userdata
+// trigger the firewalls that read them, so a firewall waiting for a Secret proceeds at once.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if r.Fleet == nil {
+		r.Fleet = NewFleet(r.Metal, r.Now)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("firewall").
+		For(&v2.Firewall{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+			predicate.LabelChangedPredicate{},
+			agentReportChanged{},
+		))).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
+		WithOptions(options).
+		Complete(r)
+}
+
+// agentReportChanged lets the agent's status reports through while ignoring our own status writes.
+type agentReportChanged struct{ predicate.Funcs }
+
+func (agentReportChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*v2.Firewall)
+	n, ok2 := e.ObjectNew.(*v2.Firewall)
+	if !ok1 || !ok2 {
+		return false
+	}
+	oc, nc := o.Status.ControllerStatus, n.Status.ControllerStatus
+	if oc == nil || nc == nil {
+		return oc != nc
+	}
+	return !oc.Updated.Equal(&nc.Updated) || !oc.SeedUpdated.Equal(&nc.SeedUpdated) ||
+		oc.ActualDistance != nc.ActualDistance || oc.ObservedGeneration != nc.ObservedGeneration ||
+		oc.ActualVersion != nc.ActualVersion || fmt.Sprint(oc.RulesApplied) != fmt.Sprint(nc.RulesApplied)
+}
+
+func (r *Reconciler) firewallsReferencing(secret bool) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list v2.FirewallList
+		if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			secrets, configMaps := r.Userdata.References(&list.Items[i].Spec)
+			names := configMaps
+			if secret {
+				names = secrets
+			}
+			for _, n := range names {
+				if n == obj.GetName() {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+					break
+				}
+			}
+		}
+		return reqs
+	}
+}
+
+// Reconcile brings one Firewall and its machine together.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	if r.Filter != nil && !r.Filter(ctx, req.Namespace) {
+		return ctrl.Result{}, nil
+	}
+	fw := &v2.Firewall{}
+	if err := r.Client.Get(ctx, req.NamespacedName, fw); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log := logf.FromContext(ctx)
+
+	paused, pausedBy, err := pause.Check(ctx, r.Client, fw)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	if !fw.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, fw, paused)
+	}
+	if controllerutil.AddFinalizer(fw, v2.FirewallFinalizer) {
+		// Metadata-only updates pass no predicate, so come back explicitly.
+		return ctrl.Result{Requeue: true}, r.Client.Update(ctx, fw)
+	}
+
+	original := fw.DeepCopy()
+	defer func() {
+		fw.Status.ObservedGeneration = fw.Generation
+		if err := r.Client.Status().Patch(ctx, fw, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching firewall status: %w", err))
+		}
+	}()
+
+	if paused {
+		pause.SetCondition(&fw.Status.Conditions, fw.Generation, true, pausedBy)
+		log.V(1).Info("Firewall is paused, leaving metal-api alone", "pausedBy", pausedBy)
+		return ctrl.Result{}, nil
+	}
+	pause.SetCondition(&fw.Status.Conditions, fw.Generation, false, "")
+
+	result, err = r.reconcileMachine(ctx, fw)
+	r.setAgentConditions(fw)
+	r.setProvisioned(fw)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+func (r *Reconciler) setCondition(fw *v2.Firewall, condType string, status bool, reason, message string) {
+	s := metav1.ConditionFalse
+	if status {
+		s = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&fw.Status.Conditions, metav1.Condition{
+		Type: condType, Status: s, Reason: reason, Message: message, ObservedGeneration: fw.Generation,
+	})
+}
+
+func (r *Reconciler) event(fw *v2.Firewall, eventType, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(fw, nil, eventType, reason, action, note, args...)
+	}
+}

@@ -1,0 +1,121 @@
+package firewall
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/metal"
+)
+
+// Fleet caches the managed firewall machines of each project and partition, so that steady-state
+// polling costs one metal-api find per project and partition per interval, however many
+// firewalls there are. Concurrent callers for the same partition share one request.
+type Fleet struct {
+	metal metal.Client
+	now   func() time.Time
+	// idle entries are dropped after this long, so the cache stays bounded by what is in use.
+	idle time.Duration
+
+	mu      sync.Mutex
+	entries map[fleetKey]*fleetEntry
+}
+
+type fleetKey struct{ project, partition string }
+
+type fleetEntry struct {
+	mu       sync.Mutex // held while fetching, so concurrent callers wait for one request
+	fetched  time.Time
+	used     time.Time
+	machines []*metal.FirewallResponse
+}
+
+// NewFleet returns an empty fleet cache.
+func NewFleet(client metal.Client, now func() time.Time) *Fleet {
+	if now == nil {
+		now = time.Now
+	}
+	return &Fleet{metal: client, now: now, idle: 15 * time.Minute, entries: map[fleetKey]*fleetEntry{}}
+}
+
+// Lookup returns the machines allocated for the firewall (same name and project, managed by us,
+// and not tagged for another namespace), from data at most maxAge old. maxAge 0 forces a fresh
+// request; it is used before every allocation so that a lost response is never allocated twice.
+func (f *Fleet) Lookup(ctx context.Context, fw *v2.Firewall, maxAge time.Duration) ([]*metal.FirewallResponse, error) {
+	key := fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition}
+	entry := f.entry(key)
+
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	now := f.now()
+	entry.used = now
+	if entry.fetched.IsZero() || now.Sub(entry.fetched) >= maxAge {
+		machines, err := f.metal.FindFirewalls(ctx, &metal.FirewallFindRequest{
+			AllocationProject: key.project,
+			PartitionID:       key.partition,
+			Tags:              []string{v2.ManagedByTag + "=" + v2.ManagedByValue},
+		})
+		if err != nil {
+			return nil, err
+		}
+		entry.machines = machines
+		entry.fetched = f.now()
+	}
+	return belongingTo(entry.machines, fw), nil
+}
+
+// Invalidate makes the next lookup of the firewall's partition fetch fresh data.
+func (f *Fleet) Invalidate(fw *v2.Firewall) {
+	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
+	entry.mu.Lock()
+	entry.fetched = time.Time{}
+	entry.mu.Unlock()
+}
+
+func (f *Fleet) entry(key fleetKey) *fleetEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	for k, e := range f.entries {
+		if k != key && e.mu.TryLock() {
+			if now.Sub(e.used) > f.idle {
+				delete(f.entries, k)
+			}
+			e.mu.Unlock()
+		}
+	}
+	e, ok := f.entries[key]
+	if !ok {
+		e = &fleetEntry{used: now}
+		f.entries[key] = e
+	}
+	return e
+}
+
+// belongingTo filters machines down to the firewall's own: allocated under its name and, when
+// tagged with a namespace, tagged with its namespace (machines allocated by the upstream manager
+// carry no namespace tag and are adopted).
+func belongingTo(machines []*metal.FirewallResponse, fw *v2.Firewall) []*metal.FirewallResponse {
+	var own []*metal.FirewallResponse
+	for _, m := range machines {
+		if m.Allocation == nil || m.Allocation.Name != fw.Name {
+			continue
+		}
+		if ns, ok := tagValue(m.Tags, v2.NamespaceTag); ok && ns != fw.Namespace {
+			continue
+		}
+		own = append(own, m)
+	}
+	return own
+}
+
+func tagValue(tags []string, key string) (string, bool) {
+	for _, t := range tags {
+		if k, v, found := strings.Cut(t, "="); found && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,272 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/metal"
+)
+
+// reconcileMachine finds the firewall's machine, allocates one when there is none, and reads
+// its state into the status.
+func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall) (ctrl.Result, error) {
+	userdata, hash, renderErr := r.Userdata.Render(ctx, fw.Namespace, &fw.Spec)
+	r.setUserdataCondition(fw, renderErr)
+
+	maxAge := r.Config.RunningPoll
+	if fw.Status.Phase != v2.FirewallPhaseRunning {
+		maxAge = r.Config.CreatingPoll
+	}
+	machines, err := r.Fleet.Lookup(ctx, fw, maxAge)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("looking up machine: %w", err)
+	}
+
+	switch {
+	case len(machines) == 1:
+		return r.observe(ctx, fw, machines[0])
+	case len(machines) > 1:
+		ids := make([]string, 0, len(machines))
+		for _, m := range machines {
+			ids = append(ids, m.ID)
+		}
+		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonMultipleFirewalls,
+			fmt.Sprintf("%d machines carry this firewall's name: %s; free the extra ones", len(machines), strings.Join(ids, ", ")))
+		r.event(fw, corev1.EventTypeWarning, v2.ReasonMultipleFirewalls, "Lookup", "Found %d machines for one firewall: %s", len(machines), strings.Join(ids, ", "))
+		// Keep reporting the known machine, so readiness does not flap.
+		for _, m := range machines {
+			if fw.Status.MachineStatus != nil && m.ID == fw.Status.MachineStatus.MachineID {
+				r.setMachineStatus(fw, m)
+			}
+		}
+		return ctrl.Result{RequeueAfter: r.Config.RunningPoll}, nil
+	}
+
+	// No machine. Wait for userdata before allocating anything.
+	if renderErr != nil {
+		var ue *UserdataError
+		if errors.As(renderErr, &ue) {
+			return ctrl.Result{}, nil // a watch on the Secret or ConfigMap brings us back
+		}
+		return ctrl.Result{}, renderErr
+	}
+	// Ask metal-api afresh: a previous allocation may have succeeded although its response was lost.
+	if machines, err = r.Fleet.Lookup(ctx, fw, 0); err != nil {
+		return ctrl.Result{}, fmt.Errorf("looking up machine before allocation: %w", err)
+	}
+	if len(machines) > 0 {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return r.allocate(ctx, fw, userdata, hash)
+}
+
+func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, hash string) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	if fw.Status.MachineStatus != nil {
+		r.event(fw, corev1.EventTypeWarning, v2.ReasonMachineVanished, "Allocate",
+			"Machine %s is gone from metal-api; allocating a new one", fw.Status.MachineStatus.MachineID)
+		fw.Status.MachineStatus = nil
+		fw.Status.FirewallNetworks = nil
+	}
+	fw.Status.Phase = v2.FirewallPhaseCreating
+	r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonAllocating, "allocating a machine")
+
+	networks := make([]metal.MachineAllocationNetwork, 0, len(fw.Spec.Networks))
+	for _, n := range fw.Spec.Networks {
+		auto := true
+		networks = append(networks, metal.MachineAllocationNetwork{NetworkID: n, AutoAcquire: &auto})
+	}
+	sshKeys := fw.Spec.SSHPublicKeys
+	if sshKeys == nil {
+		sshKeys = []string{}
+	}
+	req := &metal.FirewallCreateRequest{
+		Name:          fw.Name,
+		Hostname:      fw.Name,
+		Description:   fmt.Sprintf("firewall %s/%s, managed by palisade", fw.Namespace, fw.Name),
+		ProjectID:     fw.Spec.Project,
+		PartitionID:   fw.Spec.Partition,
+		SizeID:        fw.Spec.Size,
+		ImageID:       fw.Spec.Image,
+		SSHPubKeys:    sshKeys,
+		UserData:      userdata,
+		Tags:          r.desiredTags(fw),
+		Networks:      networks,
+		FirewallRules: initialRules(fw.Spec.InitialRuleSet),
+	}
+	log.Info("Allocating firewall machine", "size", fw.Spec.Size, "image", fw.Spec.Image, "partition", fw.Spec.Partition)
+	m, err := r.Metal.AllocateFirewall(ctx, req)
+	r.Fleet.Invalidate(fw)
+	if err != nil {
+		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, fmt.Sprintf("metal-api allocation failed: %v", err))
+		r.event(fw, corev1.EventTypeWarning, "FailedCreate", "Allocate", "Allocating the machine failed: %v", err)
+		return ctrl.Result{}, fmt.Errorf("allocating firewall: %w", err)
+	}
+	fw.Status.UserdataHash = hash
+	r.setCondition(fw, v2.ConditionCreated, true, v2.ReasonCreated, fmt.Sprintf("machine %s allocated", m.ID))
+	r.event(fw, corev1.EventTypeNormal, "SuccessfulCreate", "Allocate", "Allocated machine %s", m.ID)
+	r.setMachineStatus(fw, m)
+	return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+}
+
+// observe reads the machine into the status and keeps tags and ssh keys in sync.
+func (r *Reconciler) observe(ctx context.Context, fw *v2.Firewall, m *metal.FirewallResponse) (ctrl.Result, error) {
+	r.setCondition(fw, v2.ConditionCreated, true, v2.ReasonCreated, fmt.Sprintf("machine %s allocated", m.ID))
+	r.setMachineStatus(fw, m)
+	ms := fw.Status.MachineStatus
+
+	lastEvent := ""
+	if ms.LastEvent != nil {
+		lastEvent = ms.LastEvent.Event
+	}
+	alive := ms.Liveliness == metal.LivelinessAlive
+	switch {
+	case alive && !ms.CrashLoop && lastEvent == metal.EventPhonedHome:
+		fw.Status.Phase = v2.FirewallPhaseRunning
+		r.setCondition(fw, v2.ConditionReady, true, v2.ReasonReady, "machine is alive and phoned home")
+		if err := r.syncMachine(ctx, fw, m); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: r.Config.RunningPoll}, nil
+	case alive && !ms.CrashLoop:
+		fw.Status.Phase = v2.FirewallPhaseCreating
+		r.setCondition(fw, v2.ConditionReady, false, v2.ReasonNotReady, fmt.Sprintf("provisioning, last event %q", lastEvent))
+		return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+	case ms.CrashLoop:
+		fw.Status.Phase = v2.FirewallPhaseCrashing
+		r.setCondition(fw, v2.ConditionReady, false, v2.ReasonCrashLoop, fmt.Sprintf("machine is crash-looping, last event %q", lastEvent))
+		return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+	default:
+		if fw.Status.Phase == "" {
+			fw.Status.Phase = v2.FirewallPhaseCreating
+		}
+		r.setCondition(fw, v2.ConditionReady, false, v2.ReasonNotFinishing, fmt.Sprintf("machine liveliness is %q, last event %q", ms.Liveliness, lastEvent))
+		return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+	}
+}
+
+// syncMachine writes tags and ssh keys to the machine when they drifted.
+func (r *Reconciler) syncMachine(ctx context.Context, fw *v2.Firewall, m *metal.FirewallResponse) error {
+	update := &metal.MachineUpdateRequest{ID: m.ID}
+	changed := false
+	if tags := mergeTags(m.Tags, r.desiredTags(fw)); !sameSet(tags, m.Tags) {
+		update.Tags = tags
+		changed = true
+	}
+	if len(fw.Spec.SSHPublicKeys) > 0 && m.Allocation != nil && !sameSet(fw.Spec.SSHPublicKeys, m.Allocation.SSHPubKeys) {
+		update.SSHPubKeys = fw.Spec.SSHPublicKeys
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := r.Metal.UpdateMachine(ctx, update); err != nil {
+		return fmt.Errorf("updating tags and ssh keys of machine %s: %w", m.ID, err)
+	}
+	r.Fleet.Invalidate(fw)
+	r.event(fw, corev1.EventTypeNormal, "Synced", "UpdateMachine", "Updated tags or ssh keys of machine %s", m.ID)
+	return nil
+}
+
+// desiredTags are the tags every machine of this firewall carries.
+func (r *Reconciler) desiredTags(fw *v2.Firewall) []string {
+	tags := []string{
+		v2.ManagedByTag + "=" + v2.ManagedByValue,
+		v2.NamespaceTag + "=" + fw.Namespace,
+	}
+	if r.Config.ClusterID != "" {
+		tags = append(tags, v2.ClusterIDTag+"="+r.Config.ClusterID)
+	}
+	if ref := metav1.GetControllerOf(fw); ref != nil && ref.Kind == "FirewallSet" {
+		tags = append(tags, v2.SetTag+"="+ref.Name)
+	}
+	return tags
+}
+
+// mergeTags replaces the keys of desired in current and keeps every other tag.
+func mergeTags(current, desired []string) []string {
+	keys := map[string]bool{}
+	for _, t := range desired {
+		k, _, _ := strings.Cut(t, "=")
+		keys[k] = true
+	}
+	var out []string
+	for _, t := range current {
+		if k, _, _ := strings.Cut(t, "="); !keys[k] {
+			out = append(out, t)
+		}
+	}
+	out = append(out, desired...)
+	slices.Sort(out)
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}
+
+func (r *Reconciler) setMachineStatus(fw *v2.Firewall, m *metal.FirewallResponse) {
+	ms := &v2.MachineStatus{
+		MachineID:  m.ID,
+		Liveliness: m.Liveliness,
+		CrashLoop:  m.Events.CrashLoop,
+	}
+	if len(m.Events.Log) > 0 {
+		e := m.Events.Log[0]
+		ms.LastEvent = &v2.MachineLastEvent{Event: e.Event, Message: e.Message, Timestamp: metav1.NewTime(e.Time)}
+	}
+	if a := m.Allocation; a != nil {
+		ms.AllocationTimestamp = metav1.NewTime(a.Created)
+		if a.Image != nil {
+			ms.ImageID = a.Image.ID
+		}
+		fw.Status.FirewallNetworks = firewallNetworks(a.Networks)
+	}
+	if ms.AllocationTimestamp.IsZero() {
+		ms.AllocationTimestamp = metav1.NewTime(r.Now())
+	}
+	if old := fw.Status.MachineStatus; old != nil && old.MachineID == ms.MachineID && ms.AllocationTimestamp.Time.Sub(old.AllocationTimestamp.Time).Abs() < time.Second {
+		ms.AllocationTimestamp = old.AllocationTimestamp // avoid status churn from time precision
+	}
+	fw.Status.MachineStatus = ms
+}
+
+func firewallNetworks(networks []metal.MachineNetwork) []v2.FirewallNetwork {
+	out := make([]v2.FirewallNetwork, 0, len(networks))
+	for _, n := range networks {
+		asn, vrf, nat := n.ASN, n.VRF, n.NAT
+		id, typ := n.NetworkID, n.NetworkType
+		out = append(out, v2.FirewallNetwork{
+			ASN: &asn, Vrf: &vrf, Nat: &nat, NetworkID: &id, NetworkType: &typ,
+			IPs: n.IPs, Prefixes: n.Prefixes, DestinationPrefixes: n.DestinationPrefixes,
+		})
+	}
+	return out
+}
+
+func initialRules(rs *v2.InitialRuleSet) *metal.FirewallRules {
+	if rs == nil {
+		return nil
+	}
+	out := &metal.FirewallRules{}
+	for _, e := range rs.Egress {
+		out.Egress = append(out.Egress, metal.FirewallEgressRule{Comment: e.Comment, Protocol: strings.ToLower(string(e.Protocol)), Ports: e.Ports, To: e.To})
+	}
+	for _, i := range rs.Ingress {
+		out.Ingress = append(out.Ingress, metal.FirewallIngressRule{Comment: i.Comment, Protocol: strings.ToLower(string(i.Protocol)), Ports: i.Ports, From: i.From, To: i.To})
+	}
+	return out
+}

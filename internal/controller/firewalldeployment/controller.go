@@ -1,0 +1,180 @@
+// Package firewalldeployment rolls FirewallSets like a Deployment rolls ReplicaSets: a change
+// that needs new machines (size, image, networks, rendered userdata, or a roll request) gets a
+// new set; RollingUpdate frees the old sets only once every new firewall is ready, Recreate frees
+// them first. Everything else is applied in place.
+package firewalldeployment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1 "k8s.io/api/core/v1"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/firewall"
+	"github.com/palisade-fw/palisade/internal/controller/pause"
+)
+
+// Reconciler reconciles FirewallDeployments.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Userdata firewall.UserdataRenderer
+	// ProgressDeadline applies when a deployment sets none.
+	ProgressDeadline time.Duration
+	// SafetyBackoff is the least time between two new sets of one deployment, a guard against
+	// a tight create loop whatever its cause.
+	SafetyBackoff time.Duration
+	Now           func() time.Time
+	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
+	Filter func(ctx context.Context, namespace string) bool
+	// OnRolloutDone observes the duration of a finished rollout (metrics).
+	OnRolloutDone func(namespace, name string, d time.Duration)
+
+	mu          sync.Mutex
+	lastCreated map[string]time.Time
+}
+
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewallsets,verbs=get;list;watch;create;update;patch;delete
+
+// SetupWithManager registers the controller. Set status changes and the Secrets and ConfigMaps
+// the userdata reads trigger it.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Options) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	r.lastCreated = map[string]time.Time{}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("firewalldeployment").
+		For(&v2.FirewallDeployment{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Owns(&v2.FirewallSet{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true))).
+		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false))).
+		WithOptions(options).
+		Complete(r)
+}
+
+func (r *Reconciler) deploymentsReferencing(secret bool) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		var list v2.FirewallDeploymentList
+		if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for i := range list.Items {
+			secrets, configMaps := r.Userdata.References(&list.Items[i].Spec.Template.Spec)
+			names := configMaps
+			if secret {
+				names = secrets
+			}
+			for _, n := range names {
+				if n == obj.GetName() {
+					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+					break
+				}
+			}
+		}
+		return reqs
+	}
+}
+
+// Reconcile rolls one deployment one step further.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	if r.Filter != nil && !r.Filter(ctx, req.Namespace) {
+		return ctrl.Result{}, nil
+	}
+	deploy := &v2.FirewallDeployment{}
+	if err := r.Client.Get(ctx, req.NamespacedName, deploy); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !deploy.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, deploy)
+	}
+	if controllerutil.AddFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
+		return ctrl.Result{Requeue: true}, r.Client.Update(ctx, deploy)
+	}
+
+	sets, err := r.ownedSets(ctx, deploy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	original := deploy.DeepCopy()
+	defer func() {
+		if sets, err := r.ownedSets(ctx, deploy); err == nil {
+			r.setStatus(deploy, sets)
+		}
+		if err := r.Client.Status().Patch(ctx, deploy, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching deployment status: %w", err))
+		}
+	}()
+
+	if v2.IsPaused(deploy.Annotations) {
+		pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, true, "FirewallDeployment "+deploy.Name)
+		return ctrl.Result{}, nil
+	}
+	pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, false, "")
+
+	return r.rollout(ctx, deploy, sets)
+}
+
+func (r *Reconciler) ownedSets(ctx context.Context, deploy *v2.FirewallDeployment) ([]*v2.FirewallSet, error) {
+	var list v2.FirewallSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(deploy.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing sets: %w", err)
+	}
+	var owned []*v2.FirewallSet
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && ref.UID == deploy.UID {
+			owned = append(owned, &list.Items[i])
+		}
+	}
+	return owned, nil
+}
+
+func (r *Reconciler) reconcileDelete(ctx context.Context, deploy *v2.FirewallDeployment) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	sets, err := r.ownedSets(ctx, deploy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, set := range sets {
+		if set.DeletionTimestamp.IsZero() {
+			if err := r.Client.Delete(ctx, set); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	if len(sets) > 0 {
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	original := deploy.DeepCopy()
+	controllerutil.RemoveFinalizer(deploy, v2.FirewallDeploymentFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, deploy, client.MergeFrom(original)))
+}
+
+func (r *Reconciler) event(obj client.Object, eventType, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
+	}
+}

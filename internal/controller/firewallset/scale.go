@@ -1,0 +1,158 @@
+package firewallset
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+)
+
+// scale syncs the template into every firewall, then creates or deletes firewalls until the set
+// has its replicas. A timed-out firewall is replaced: the new one is created first and the old
+// one deleted once enough firewalls are ready again, so one replica never means zero.
+func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2.Firewall) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	now := r.Now()
+	var active, timedOut []*v2.Firewall
+	var recheck time.Duration
+	for _, fw := range owned {
+		if !fw.DeletionTimestamp.IsZero() {
+			continue
+		}
+		v := fwutil.Evaluate(fw, now, r.Timeouts)
+		if v.TimedOut() {
+			timedOut = append(timedOut, fw)
+			continue
+		}
+		active = append(active, fw)
+		if v.RecheckIn > 0 && (recheck == 0 || v.RecheckIn < recheck) {
+			recheck = v.RecheckIn
+		}
+	}
+	fwutil.SortByImportance(active)
+
+	for i, fw := range active {
+		want := desiredFirewall(set, fw, fwutil.DistanceFor(set.Spec.Distance, i))
+		if !changed(fw, want) {
+			continue
+		}
+		if err := r.Client.Patch(ctx, want, client.MergeFrom(fw)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("updating firewall %s: %w", fw.Name, err)
+		}
+	}
+
+	for n := len(active); n < set.Spec.Replicas; n++ {
+		fw, err := r.create(ctx, set, fwutil.DistanceFor(set.Spec.Distance, n))
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		log.Info("Created firewall", "firewall", fw.Name)
+	}
+	for i := set.Spec.Replicas; i < len(active); i++ {
+		if err := r.delete(ctx, set, active[i], "scale down"); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	ready := 0
+	for _, fw := range active {
+		if fwutil.Evaluate(fw, now, r.Timeouts).Health == fwutil.HealthReady {
+			ready++
+		}
+	}
+	for _, fw := range timedOut {
+		if ready < set.Spec.Replicas {
+			log.Info("Keeping timed-out firewall until its replacement is ready", "firewall", fw.Name)
+			continue
+		}
+		v := fwutil.Evaluate(fw, now, r.Timeouts)
+		r.event(set, corev1.EventTypeWarning, string(v.Health), "Replace", "Replacing firewall %s: %s", fw.Name, v.Message)
+		if err := r.delete(ctx, set, fw, string(v.Health)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: recheck}, nil
+}
+
+func (r *Reconciler) create(ctx context.Context, set *v2.FirewallSet, distance v2.FirewallDistance) (*v2.Firewall, error) {
+	fw := &v2.Firewall{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        fwutil.NameWithSuffix(firewallNameBase(set), fwutil.RandomSuffix(5)),
+			Namespace:   set.Namespace,
+			Labels:      map[string]string{},
+			Annotations: map[string]string{},
+		},
+	}
+	maps.Copy(fw.Annotations, set.Spec.Template.ObjectMeta.Annotations)
+	fw = desiredFirewall(set, fw, distance)
+	if len(fw.Annotations) == 0 {
+		fw.Annotations = nil
+	}
+	if err := controllerutil.SetControllerReference(set, fw, r.Client.Scheme()); err != nil {
+		return nil, err
+	}
+	if err := r.Client.Create(ctx, fw); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("firewall name %s taken, retrying with another: %w", fw.Name, err)
+		}
+		r.event(set, corev1.EventTypeWarning, "FailedCreate", "Create", "Creating a firewall failed: %v", err)
+		return nil, fmt.Errorf("creating firewall: %w", err)
+	}
+	r.event(set, corev1.EventTypeNormal, "SuccessfulCreate", "Create", "Created firewall %s", fw.Name)
+	return fw, nil
+}
+
+func (r *Reconciler) delete(ctx context.Context, set *v2.FirewallSet, fw *v2.Firewall, why string) error {
+	if err := r.Client.Delete(ctx, fw); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting firewall %s: %w", fw.Name, err)
+	}
+	r.event(set, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "Deleted firewall %s (%s)", fw.Name, why)
+	return nil
+}
+
+// firewallNameBase keeps upstream's "<namespace>-firewall" names in Gardener shoot namespaces and
+// names firewalls after their deployment elsewhere, where one namespace may hold many.
+func firewallNameBase(set *v2.FirewallSet) string {
+	if strings.HasPrefix(set.Namespace, "shoot--") {
+		return set.Namespace + "-firewall"
+	}
+	if d := set.Labels[fwutil.DeploymentLabel]; d != "" {
+		return d
+	}
+	return set.Name
+}
+
+func (r *Reconciler) reconcileDelete(ctx context.Context, set *v2.FirewallSet) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(set, v2.FirewallSetFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	owned, _, err := r.firewalls(ctx, set)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, fw := range owned {
+		if fw.DeletionTimestamp.IsZero() {
+			if err := r.delete(ctx, set, fw, "set deleted"); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	if len(owned) > 0 {
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	original := set.DeepCopy()
+	controllerutil.RemoveFinalizer(set, v2.FirewallSetFinalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, set, client.MergeFrom(original)))
+}

@@ -1,0 +1,129 @@
+// Package manager wires Palisade's controllers into a controller-runtime manager. cmd/manager,
+// the end-to-end tests and the demo all start the manager through Setup, so they run the same
+// wiring.
+package manager
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/firewall"
+	"github.com/palisade-fw/palisade/internal/controller/firewalldeployment"
+	"github.com/palisade-fw/palisade/internal/controller/firewallset"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/palisade-fw/palisade/internal/userdata"
+)
+
+// Options configure the controllers.
+type Options struct {
+	Firewall         firewall.Config
+	Timeouts         fwutil.Timeouts
+	ProgressDeadline time.Duration
+	SafetyBackoff    time.Duration
+	// NamespaceSelector restricts the manager to namespaces with matching labels; nil means all.
+	NamespaceSelector labels.Selector
+	// MaxConcurrentReconciles per controller.
+	MaxConcurrentReconciles int
+}
+
+// DefaultOptions are the production defaults.
+func DefaultOptions() Options {
+	return Options{
+		Firewall:                firewall.DefaultConfig(),
+		ProgressDeadline:        15 * time.Minute,
+		SafetyBackoff:           10 * time.Second,
+		MaxConcurrentReconciles: 4,
+	}
+}
+
+// Setup registers the FirewallDeployment, FirewallSet and Firewall controllers.
+func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
+	if metalClient == nil {
+		return errors.New("a metal-api client is required")
+	}
+	renderer := UserdataAdapter{Renderer: userdata.New(mgr.GetClient())}
+	copts := controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}
+	metrics := newMetrics(mgr.GetClient())
+
+	fwReconciler := &firewall.Reconciler{
+		Client:   mgr.GetClient(),
+		Metal:    metalClient,
+		Userdata: renderer,
+		Recorder: mgr.GetEventRecorder("palisade-firewall"),
+		Config:   opts.Firewall,
+	}
+	setReconciler := &firewallset.Reconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("palisade-firewallset"),
+		Timeouts: opts.Timeouts,
+	}
+	deployReconciler := &firewalldeployment.Reconciler{
+		Client:           mgr.GetClient(),
+		Recorder:         mgr.GetEventRecorder("palisade-firewalldeployment"),
+		Userdata:         renderer,
+		ProgressDeadline: opts.ProgressDeadline,
+		SafetyBackoff:    opts.SafetyBackoff,
+		OnRolloutDone:    metrics.observeRollout,
+	}
+	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
+		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}
+		fwReconciler.Filter, setReconciler.Filter, deployReconciler.Filter = filter.allowed, filter.allowed, filter.allowed
+	}
+	for _, setup := range []func() error{
+		func() error { return fwReconciler.SetupWithManager(mgr, copts) },
+		func() error { return setReconciler.SetupWithManager(mgr, copts) },
+		func() error { return deployReconciler.SetupWithManager(mgr, copts) },
+	} {
+		if err := setup(); err != nil {
+			return err
+		}
+	}
+	return metrics.register()
+}
+
+// UserdataAdapter adapts the userdata renderer to what the controllers expect: problems a user
+// must fix or wait for become *firewall.UserdataError with a condition reason.
+type UserdataAdapter struct{ Renderer *userdata.Renderer }
+
+// Render implements firewall.UserdataRenderer.
+func (a UserdataAdapter) Render(ctx context.Context, namespace string, spec *v2.FirewallSpec) (string, string, error) {
+	res, err := a.Renderer.Render(ctx, namespace, spec)
+	if err != nil {
+		if m, ok := userdata.IsMissing(err); ok {
+			return "", "", &firewall.UserdataError{Reason: m.Reason, Message: m.Error()}
+		}
+		if t, ok := userdata.IsTooLarge(err); ok {
+			return "", "", &firewall.UserdataError{Reason: v2.ReasonUserdataTooLarge, Message: t.Error()}
+		}
+		return "", "", err
+	}
+	return res.Userdata, res.Hash, nil
+}
+
+// References implements firewall.UserdataRenderer.
+func (a UserdataAdapter) References(spec *v2.FirewallSpec) (secrets, configMaps []string) {
+	return userdata.ReferencedSecrets(spec), userdata.ReferencedConfigMaps(spec)
+}
+
+// namespaceFilter admits objects whose namespace carries the selected labels.
+type namespaceFilter struct {
+	reader   client.Reader
+	selector labels.Selector
+}
+
+func (f namespaceFilter) allowed(ctx context.Context, namespace string) bool {
+	var ns corev1.Namespace
+	if err := f.reader.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		return false
+	}
+	return f.selector.Matches(labels.Set(ns.Labels))
+}
