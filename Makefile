@@ -53,10 +53,8 @@ envtest-assets: ## Build kube-apiserver and etcd from source (cached outside the
 .PHONY: test
 test: verify-generated vet envtest-assets ## Run every test: unit, envtest, simulator, nftables in netns.
 	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" go test $(GO_TEST_FLAGS) ./...
-
-.PHONY: test-race
-test-race:
-	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" go test -race $(GO_TEST_FLAGS) ./internal/metal/...
+	# The metal-api client and simulator are shared by concurrent reconcilers: prove them race-free.
+	go test -race $(GO_TEST_FLAGS) ./internal/metal/... ./cmd/metal-sim/...
 
 .PHONY: bench
 bench: envtest-assets ## Run benchmarks; numbers go to docs/benchmarks.md.
