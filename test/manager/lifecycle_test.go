@@ -241,7 +241,7 @@ var _ = Describe("a FirewallDeployment", func() {
 			g.Expect(setsIn(g, ns)).To(HaveLen(1), "no new set while paused")
 		}, 3*time.Second, 500*time.Millisecond).Should(Succeed())
 		Expect(allocatedIn(ns)).To(HaveLen(1))
-		_ = before
+		Expect(writes()).To(Equal(before), "no allocate, free or update while paused")
 
 		Eventually(func(g Gomega) {
 			got := getDeployment(g, d)
