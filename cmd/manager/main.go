@@ -44,6 +44,7 @@ func run() error {
 		webhookPort                       int
 		enableWebhooks                    bool
 		webhookService, podNamespace      string
+		agentCAFile                       string
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -67,6 +68,9 @@ func run() error {
 	fs.DurationVar(&opts.Firewall.RunningPoll, "metal-poll-interval", opts.Firewall.RunningPoll, "How often running firewalls are checked in metal-api (one request per project and partition).")
 	fs.DurationVar(&opts.Firewall.CreatingPoll, "metal-poll-interval-creating", opts.Firewall.CreatingPoll, "How often provisioning firewalls are checked.")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "Parallel reconciles per controller.")
+	fs.StringVar(&opts.Agent.APIServerURL, "agent-api-server-url", "", "API server URL written into generated agent kubeconfigs; it must be reachable from the firewalls (default: the manager's own).")
+	fs.StringVar(&agentCAFile, "agent-api-server-ca-file", "", "CA bundle written into generated agent kubeconfigs (default: the manager's own CA).")
+	fs.DurationVar(&opts.Agent.TokenTTL, "agent-token-ttl", 24*time.Hour, "Lifetime of generated agent tokens; they are rotated after two thirds of it (minimum 10m).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -82,6 +86,13 @@ func run() error {
 			return err
 		}
 		hmacKey = key
+	}
+	if agentCAFile != "" {
+		ca, err := os.ReadFile(agentCAFile)
+		if err != nil {
+			return fmt.Errorf("--agent-api-server-ca-file: %w", err)
+		}
+		opts.Agent.CAData = ca
 	}
 	if namespaceSelector != "" {
 		sel, err := labels.Parse(namespaceSelector)

@@ -6,10 +6,13 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -21,6 +24,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/userdata"
+	"github.com/palisade-fw/palisade/internal/userdata/agentaccess"
 )
 
 // Options configure the controllers.
@@ -33,6 +37,19 @@ type Options struct {
 	NamespaceSelector labels.Selector
 	// MaxConcurrentReconciles per controller.
 	MaxConcurrentReconciles int
+	// Agent configures the kubeconfigs generated for agents (generateFirewallControllerKubeconfig).
+	Agent AgentAccessOptions
+}
+
+// AgentAccessOptions say how agents reach this cluster with a generated kubeconfig.
+type AgentAccessOptions struct {
+	// APIServerURL is the address the firewalls use; empty means the manager's own, which is
+	// only right when the firewalls can reach that address (not an in-cluster service IP).
+	APIServerURL string
+	// CAData is the API server's CA bundle; empty means the one of the manager's rest config.
+	CAData []byte
+	// TokenTTL is the lifetime of the agent tokens; they are rotated after two thirds of it.
+	TokenTTL time.Duration
 }
 
 // DefaultOptions are the production defaults.
@@ -51,6 +68,10 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		return errors.New("a metal-api client is required")
 	}
 	renderer := UserdataAdapter{Renderer: userdata.New(mgr.GetClient())}
+	access, err := newAgentAccess(mgr, opts.Agent)
+	if err != nil {
+		return err
+	}
 	copts := controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}
 	metrics := newMetrics(mgr.GetClient())
 
@@ -73,6 +94,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		ProgressDeadline: opts.ProgressDeadline,
 		SafetyBackoff:    opts.SafetyBackoff,
 		OnRolloutDone:    metrics.observeRollout,
+		AgentAccess:      access,
 	}
 	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
 		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}
@@ -126,4 +148,33 @@ func (f namespaceFilter) allowed(ctx context.Context, namespace string) bool {
 		return false
 	}
 	return f.selector.Matches(labels.Set(ns.Labels))
+}
+
+// newAgentAccess builds the agent identity provisioner from the manager's own connection.
+func newAgentAccess(mgr ctrl.Manager, opts AgentAccessOptions) (*agentaccess.AgentAccess, error) {
+	cfg := mgr.GetConfig()
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("agent access: %w", err)
+	}
+	caData := opts.CAData
+	if len(caData) == 0 {
+		caData = cfg.CAData
+		if len(caData) == 0 && cfg.CAFile != "" {
+			if caData, err = os.ReadFile(cfg.CAFile); err != nil {
+				return nil, fmt.Errorf("agent access: reading the API server CA: %w", err)
+			}
+		}
+	}
+	url := opts.APIServerURL
+	if url == "" {
+		url = cfg.Host
+	}
+	return &agentaccess.AgentAccess{
+		Client:       mgr.GetClient(),
+		Clientset:    clientset,
+		APIServerURL: url,
+		CAData:       caData,
+		TokenTTL:     opts.TokenTTL,
+	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,6 +47,29 @@ type UserdataError struct {
 }
 
 func (e *UserdataError) Error() string { return e.Message }
+
+// MapReferencing maps a Secret (secret true) or ConfigMap event to the objects of its namespace
+// whose userdata reads it. list returns those objects with their firewall specs.
+func MapReferencing[T client.Object](renderer UserdataRenderer, secret bool, list func(ctx context.Context, namespace string) ([]T, error), spec func(T) *v2.FirewallSpec) handler.MapFunc {
+	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+		items, err := list(ctx, obj.GetNamespace())
+		if err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, item := range items {
+			secrets, configMaps := renderer.References(spec(item))
+			names := configMaps
+			if secret {
+				names = secrets
+			}
+			if slices.Contains(names, obj.GetName()) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(item)})
+			}
+		}
+		return reqs
+	}
+}
 
 // Config holds the knobs of the firewall controller.
 type Config struct {
@@ -133,27 +157,19 @@ func (agentReportChanged) Update(e event.UpdateEvent) bool {
 }
 
 func (r *Reconciler) firewallsReferencing(secret bool) handler.MapFunc {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+	return MapReferencing(r.Userdata, secret, func(ctx context.Context, namespace string) ([]*v2.Firewall, error) {
 		var list v2.FirewallList
-		if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-			return nil
-		}
-		var reqs []reconcile.Request
-		for i := range list.Items {
-			secrets, configMaps := r.Userdata.References(&list.Items[i].Spec)
-			names := configMaps
-			if secret {
-				names = secrets
-			}
-			for _, n := range names {
-				if n == obj.GetName() {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-					break
-				}
-			}
-		}
-		return reqs
+		err := r.Client.List(ctx, &list, client.InNamespace(namespace))
+		return toPointers(list.Items), err
+	}, func(fw *v2.Firewall) *v2.FirewallSpec { return &fw.Spec })
+}
+
+func toPointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
 	}
+	return out
 }
 
 // Reconcile brings one Firewall and its machine together.

@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -43,6 +42,9 @@ type Reconciler struct {
 	Now           func() time.Time
 	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
 	Filter func(ctx context.Context, namespace string) bool
+	// AgentAccess, when set, provisions the agent identity and the kubeconfigs the template's
+	// userdata asks the manager to generate.
+	AgentAccess AgentAccessor
 	// OnRolloutDone observes the duration of a finished rollout (metrics).
 	OnRolloutDone func(namespace, name string, d time.Duration)
 
@@ -50,10 +52,22 @@ type Reconciler struct {
 	lastCreated map[string]time.Time
 }
 
+// AgentAccessor provisions what a deployment's agents need to reach this cluster. Ensure returns
+// when to run again (token rotation); 0 means no deadline.
+type AgentAccessor interface {
+	Ensure(ctx context.Context, deploy *v2.FirewallDeployment) (time.Duration, error)
+}
+
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewallsets,verbs=get;list;watch;create;update;patch;delete
+// The agent identity (internal/userdata/agentaccess): one ServiceAccount, Role and RoleBinding
+// per deployment, bound tokens, and the kubeconfig Secrets.
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // SetupWithManager registers the controller. Set status changes and the Secrets and ConfigMaps
 // the userdata reads trigger it.
@@ -74,27 +88,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 }
 
 func (r *Reconciler) deploymentsReferencing(secret bool) handler.MapFunc {
-	return func(ctx context.Context, obj client.Object) []reconcile.Request {
+	return firewall.MapReferencing(r.Userdata, secret, func(ctx context.Context, namespace string) ([]*v2.FirewallDeployment, error) {
 		var list v2.FirewallDeploymentList
-		if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-			return nil
+		if err := r.Client.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+			return nil, err
 		}
-		var reqs []reconcile.Request
+		out := make([]*v2.FirewallDeployment, len(list.Items))
 		for i := range list.Items {
-			secrets, configMaps := r.Userdata.References(&list.Items[i].Spec.Template.Spec)
-			names := configMaps
-			if secret {
-				names = secrets
-			}
-			for _, n := range names {
-				if n == obj.GetName() {
-					reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-					break
-				}
-			}
+			out[i] = &list.Items[i]
 		}
-		return reqs
-	}
+		return out, nil
+	}, func(d *v2.FirewallDeployment) *v2.FirewallSpec { return &d.Spec.Template.Spec })
 }
 
 // Reconcile rolls one deployment one step further.

@@ -21,13 +21,53 @@ import (
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/userdata"
 )
 
 // UserdataHashAnnotation records the userdata hash a set was created for.
 const UserdataHashAnnotation = v2.UserdataHashAnnotation
 
-// rollout decides between a new set and an in-place update, then drives the strategy.
+// rollout provisions the agent's access, then rolls the sets. The agent kubeconfig comes first
+// because the userdata embeds it: rendering before it exists would report it missing.
 func (r *Reconciler) rollout(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) (ctrl.Result, error) {
+	refresh, err := r.ensureAgentAccess(ctx, deploy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	result, err := r.rolloutSets(ctx, deploy, sets)
+	// Come back in time to rotate the agent token, whatever the rollout asked for.
+	if refresh > 0 && (result.RequeueAfter == 0 || refresh < result.RequeueAfter) && !result.Requeue {
+		result.RequeueAfter = refresh
+	}
+	return result, err
+}
+
+// ensureAgentAccess runs the AgentAccess provisioner and reports it in the RBACProvisioned
+// condition; deployments that generate no kubeconfig carry no such condition.
+func (r *Reconciler) ensureAgentAccess(ctx context.Context, deploy *v2.FirewallDeployment) (time.Duration, error) {
+	if r.AgentAccess == nil {
+		return 0, nil
+	}
+	// Nothing generated now or before: skip the lookups (and the informers they would start).
+	if len(userdata.GeneratedKubeconfigs(&deploy.Spec.Template.Spec)) == 0 &&
+		meta.FindStatusCondition(deploy.Status.Conditions, v2.ConditionRBACProvisioned) == nil {
+		return 0, nil
+	}
+	refresh, err := r.AgentAccess.Ensure(ctx, deploy)
+	switch {
+	case err != nil:
+		setCondition(deploy, v2.ConditionRBACProvisioned, false, "ProvisioningFailed", err.Error())
+		return 0, fmt.Errorf("provisioning the agent identity: %w", err)
+	case refresh == 0:
+		meta.RemoveStatusCondition(&deploy.Status.Conditions, v2.ConditionRBACProvisioned)
+	default:
+		setCondition(deploy, v2.ConditionRBACProvisioned, true, "Provisioned", "agent ServiceAccount, Role and kubeconfig Secrets are in place")
+	}
+	return refresh, nil
+}
+
+// rolloutSets decides between a new set and an in-place update, then drives the strategy.
+func (r *Reconciler) rolloutSets(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) (ctrl.Result, error) {
 	sortByRevision(sets)
 	var latest *v2.FirewallSet
 	if len(sets) > 0 {

@@ -1,0 +1,202 @@
+// Package harness runs Palisade's manager the way production does (internal/manager.Setup),
+// against the real API server (envtest) and the metal-api simulator over HTTP, with the
+// admission webhooks served over TLS when asked. End-to-end tests and the demo share it, so
+// they exercise one wiring.
+package harness
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/manager"
+	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/palisade-fw/palisade/internal/metal/metalsim"
+	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/webhook"
+)
+
+// Options configure a Stack.
+type Options struct {
+	// Webhooks installs config/webhook into the API server and serves the webhooks over TLS.
+	Webhooks bool
+	// Simulator configures metal-api; nil means metalsim.DefaultConfig().
+	Simulator *metalsim.Config
+	// Manager adjusts the manager options after the test defaults (fast polling, no backoff).
+	Manager func(*manager.Options)
+	// Logger is the manager's logger; the zero value discards.
+	Logger logr.Logger
+}
+
+// Stack is one API server, one simulator and one (restartable) manager.
+type Stack struct {
+	Env    *envtest.Environment
+	Config *rest.Config
+	// Client talks to the API server directly (no cache), as a user would.
+	Client client.Client
+	Sim    *metalsim.Simulator
+	SimURL string
+	Metal  metal.Client
+
+	opts    Options
+	stopSim func()
+
+	mu      sync.Mutex
+	stopMgr context.CancelFunc
+	mgrDone chan error
+}
+
+// MetalAdminKey is the simulator's Metal-Admin HMAC key in its default configuration.
+const MetalAdminKey = "metal-admin-key"
+
+// Start brings up the API server and the simulator, then the manager.
+func Start(opts Options) (*Stack, error) {
+	env, err := testenv.New()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Webhooks {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest: %w", err)
+	}
+	s := &Stack{Env: env, Config: cfg, opts: opts}
+	if err := s.init(); err != nil {
+		return nil, errors.Join(err, s.Stop())
+	}
+	if err := s.StartManager(); err != nil {
+		return nil, errors.Join(err, s.Stop())
+	}
+	return s, nil
+}
+
+func (s *Stack) init() error {
+	var err error
+	if s.Client, err = client.New(s.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
+		return err
+	}
+	simCfg := metalsim.DefaultConfig()
+	if s.opts.Simulator != nil {
+		simCfg = *s.opts.Simulator
+	}
+	s.Sim = metalsim.New(simCfg)
+	if s.SimURL, s.stopSim, err = s.Sim.Start(); err != nil {
+		return fmt.Errorf("starting the metal-api simulator: %w", err)
+	}
+	s.Metal, err = metal.New(metal.Config{URL: s.SimURL, HMACKey: MetalAdminKey, HMACAuthType: metal.AuthTypeAdmin, Timeout: 10 * time.Second})
+	return err
+}
+
+// TestOptions are the manager defaults for tests: fast polling, no safety backoff, no
+// timeouts (tests that need them set them through Options.Manager).
+func TestOptions() manager.Options {
+	opts := manager.DefaultOptions()
+	opts.Firewall.CreatingPoll = 300 * time.Millisecond
+	opts.Firewall.RunningPoll = 2 * time.Second
+	opts.SafetyBackoff = 0
+	opts.Timeouts = fwutil.Timeouts{}
+	return opts
+}
+
+// StartManager starts a manager; a running one is stopped first (a restart).
+func (s *Stack) StartManager() error {
+	s.StopManager()
+	mgrOpts := ctrl.Options{
+		Scheme:                 testenv.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 s.opts.Logger,
+	}
+	wio := &s.Env.WebhookInstallOptions
+	if s.opts.Webhooks {
+		mgrOpts.WebhookServer = crwebhook.NewServer(crwebhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir})
+	}
+	mgr, err := ctrl.NewManager(s.Config, mgrOpts)
+	if err != nil {
+		return err
+	}
+	if s.opts.Webhooks {
+		if err := webhook.SetupWebhooksWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	opts := TestOptions()
+	if s.opts.Manager != nil {
+		s.opts.Manager(&opts)
+	}
+	if err := manager.Setup(mgr, s.Metal, opts); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	s.mu.Lock()
+	s.stopMgr, s.mgrDone = cancel, done
+	s.mu.Unlock()
+
+	syncCtx, cancelSync := context.WithTimeout(ctx, time.Minute)
+	defer cancelSync()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		return errors.New("manager caches did not sync")
+	}
+	if s.opts.Webhooks {
+		return waitForTLS(net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)))
+	}
+	return nil
+}
+
+// StopManager stops the manager and waits until it returned.
+func (s *Stack) StopManager() {
+	s.mu.Lock()
+	stop, done := s.stopMgr, s.mgrDone
+	s.stopMgr, s.mgrDone = nil, nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// Stop stops everything Start started.
+func (s *Stack) Stop() error {
+	s.StopManager()
+	if s.stopSim != nil {
+		s.stopSim()
+	}
+	return s.Env.Stop()
+}
+
+// waitForTLS waits until the webhook server answers a TLS handshake.
+func waitForTLS(addr string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook server at %s did not come up: %w", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
