@@ -25,6 +25,12 @@ const (
 	PausedAnnotation = "firewall.metal-stack.io/paused"
 	// ClusterAPIPausedAnnotation is Cluster API's own pause marker; it has the same effect.
 	ClusterAPIPausedAnnotation = "cluster.x-k8s.io/paused"
+	// WorkloadKubeconfigAnnotation names the Secret, in the object's namespace, holding the
+	// kubeconfig of the workload cluster that receives the FirewallMonitors: "<name>" (key
+	// "value", as Cluster API writes it) or "<name>/<key>". On a FirewallDeployment it is
+	// inherited by its sets and firewalls. Without it the manager's --workload-kubeconfig-secret
+	// applies, and without that the manager's own cluster is the workload cluster.
+	WorkloadKubeconfigAnnotation = "firewall.metal-stack.io/workload-kubeconfig"
 	// UserdataHashAnnotation records the hash of the rendered userdata a FirewallSet was created for.
 	UserdataHashAnnotation = "firewall.metal-stack.io/userdata-hash"
 )
@@ -49,6 +55,30 @@ const (
 	FirewallMonitorFinalizer    = "firewall.metal-stack.io/firewallmonitor"
 	// UpstreamFinalizer is the shared finalizer of the upstream manager; Palisade removes it on adoption.
 	UpstreamFinalizer = "firewall.metal-stack.io/firewall-controller-manager"
+)
+
+// InheritedAnnotations are copied from a FirewallDeployment to its sets and from a set to its
+// firewalls while the parent carries them.
+var InheritedAnnotations = []string{NoControllerConnectionAnnotation, WorkloadKubeconfigAnnotation}
+
+// CopyInherited copies the InheritedAnnotations present in from into *to, allocating it when needed.
+func CopyInherited(from map[string]string, to *map[string]string) {
+	for _, key := range InheritedAnnotations {
+		if v, ok := from[key]; ok {
+			if *to == nil {
+				*to = map[string]string{}
+			}
+			(*to)[key] = v
+		}
+	}
+}
+
+// Labels on the FirewallMonitors the manager writes into a workload cluster.
+const (
+	// MonitorSeedNamespaceLabel is the namespace of the monitor's Firewall in the seed.
+	MonitorSeedNamespaceLabel = "firewall.metal-stack.io/seed-namespace"
+	// MonitorManagedByLabel marks monitors written by the manager (value ManagedByValue).
+	MonitorManagedByLabel = "app.kubernetes.io/managed-by"
 )
 
 // IsTrue reports whether an annotation is present with a value that means true ("true", "1", "yes").

@@ -19,11 +19,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/scheme"
 	"github.com/palisade-fw/palisade/internal/webhook"
 	"github.com/palisade-fw/palisade/internal/webhook/certs"
+	"github.com/palisade-fw/palisade/internal/workload"
 )
 
 func main() {
@@ -71,6 +73,9 @@ func run() error {
 	fs.StringVar(&opts.Agent.APIServerURL, "agent-api-server-url", "", "API server URL written into generated agent kubeconfigs; it must be reachable from the firewalls (default: the manager's own).")
 	fs.StringVar(&agentCAFile, "agent-api-server-ca-file", "", "CA bundle written into generated agent kubeconfigs (default: the manager's own CA).")
 	fs.DurationVar(&opts.Agent.TokenTTL, "agent-token-ttl", 24*time.Hour, "Lifetime of generated agent tokens; they are rotated after two thirds of it (minimum 10m).")
+	fs.BoolVar(&opts.Monitors.Disabled, "disable-firewall-monitors", false, "Do not write FirewallMonitors into workload clusters.")
+	fs.StringVar(&opts.Monitors.DefaultKubeconfigSecret, "workload-kubeconfig-secret", "", "Secret (\"name\" or \"name/key\") in each firewall's namespace with the workload cluster kubeconfig, for firewalls without the "+v2.WorkloadKubeconfigAnnotation+" annotation (default: the manager's own cluster).")
+	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -86,6 +91,11 @@ func run() error {
 			return err
 		}
 		hmacKey = key
+	}
+	if ref := opts.Monitors.DefaultKubeconfigSecret; ref != "" {
+		if _, err := workload.ParseSecretRef(ref); err != nil {
+			return fmt.Errorf("--workload-kubeconfig-secret: %w", err)
+		}
 	}
 	if agentCAFile != "" {
 		ca, err := os.ReadFile(agentCAFile)

@@ -25,6 +25,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/userdata"
 	"github.com/palisade-fw/palisade/internal/userdata/agentaccess"
+	"github.com/palisade-fw/palisade/internal/workload"
 )
 
 // Options configure the controllers.
@@ -39,6 +40,20 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// Agent configures the kubeconfigs generated for agents (generateFirewallControllerKubeconfig).
 	Agent AgentAccessOptions
+	// Monitors configures the FirewallMonitors written into workload clusters.
+	Monitors MonitorOptions
+}
+
+// MonitorOptions configure the FirewallMonitors.
+type MonitorOptions struct {
+	// Disabled turns FirewallMonitors off.
+	Disabled bool
+	// DefaultKubeconfigSecret is the workload kubeconfig Secret ("<name>" or "<name>/<key>") in
+	// each firewall's namespace, used when the firewall has no workload-kubeconfig annotation.
+	// Empty: such firewalls get their monitor in the manager's own cluster.
+	DefaultKubeconfigSecret string
+	// Namespace of the monitors in the workload cluster; empty means "firewall".
+	Namespace string
 }
 
 // AgentAccessOptions say how agents reach this cluster with a generated kubeconfig.
@@ -95,6 +110,19 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		SafetyBackoff:    opts.SafetyBackoff,
 		OnRolloutDone:    metrics.observeRollout,
 		AgentAccess:      access,
+	}
+	if !opts.Monitors.Disabled {
+		registry := &workload.Registry{
+			Seed:          mgr.GetClient(),
+			Local:         mgr.GetConfig(),
+			DefaultSecret: opts.Monitors.DefaultKubeconfigSecret,
+			Namespace:     opts.Monitors.Namespace,
+			Scheme:        mgr.GetScheme(),
+		}
+		if err := mgr.Add(registry); err != nil {
+			return err
+		}
+		fwReconciler.Workload, fwReconciler.WorkloadEvents = registry, registry.Source()
 	}
 	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
 		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}

@@ -24,6 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -106,6 +107,10 @@ type Reconciler struct {
 	Now      func() time.Time
 	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
 	Filter func(ctx context.Context, namespace string) bool
+	// Workload, when set, connects to the workload clusters that receive FirewallMonitors.
+	Workload Workload
+	// WorkloadEvents, when set, enqueues firewalls whose monitor changed in a workload cluster.
+	WorkloadEvents source.Source
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch
@@ -124,7 +129,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 	if r.Fleet == nil {
 		r.Fleet = NewFleet(r.Metal, r.Now)
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("firewall").
 		For(&v2.Firewall{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
@@ -134,8 +139,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
-		WithOptions(options).
-		Complete(r)
+		WithOptions(options)
+	if r.WorkloadEvents != nil {
+		b = b.WatchesRawSource(r.WorkloadEvents)
+	}
+	return b.Complete(r)
 }
 
 // agentReportChanged lets the agent's status reports through while ignoring our own status writes.
@@ -212,8 +220,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	pause.SetCondition(&fw.Status.Conditions, fw.Generation, false, "")
 
 	result, err = r.reconcileMachine(ctx, fw)
-	r.setAgentConditions(fw)
-	r.setProvisioned(fw)
+	deriveConditions := func() {
+		r.setAgentConditions(fw)
+		r.setProvisioned(fw)
+	}
+	deriveConditions()
+	if monitorErr := r.reconcileMonitor(ctx, fw, deriveConditions); monitorErr != nil {
+		err = errors.Join(err, monitorErr)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -49,6 +49,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 		r.event(fw, corev1.EventTypeNormal, "SuccessfulDelete", "Free", "Freed machine %s", m.ID)
 	}
 	r.Fleet.Invalidate(fw)
+	if err := r.deleteMonitor(ctx, fw); err != nil {
+		return ctrl.Result{}, err
+	}
 	return ctrl.Result{}, r.removeFinalizer(ctx, fw)
 }
 

@@ -181,9 +181,7 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	if len(set.Spec.Selector) == 0 {
 		set.Spec.Selector = maps.Clone(set.Spec.Template.ObjectMeta.Labels)
 	}
-	if v, ok := deploy.Annotations[v2.NoControllerConnectionAnnotation]; ok {
-		set.Annotations[v2.NoControllerConnectionAnnotation] = v
-	}
+	v2.CopyInherited(deploy.Annotations, &set.Annotations)
 	if err := controllerutil.SetControllerReference(deploy, set, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -302,12 +300,7 @@ func (r *Reconciler) syncSet(ctx context.Context, deploy *v2.FirewallDeployment,
 	labels := want.Spec.Template.ObjectMeta.Labels
 	want.Spec.Template = *deploy.Spec.Template.DeepCopy()
 	want.Spec.Template.ObjectMeta.Labels = labels // keep the labels the selector was built from
-	if v, ok := deploy.Annotations[v2.NoControllerConnectionAnnotation]; ok {
-		if want.Annotations == nil {
-			want.Annotations = map[string]string{}
-		}
-		want.Annotations[v2.NoControllerConnectionAnnotation] = v
-	}
+	v2.CopyInherited(deploy.Annotations, &want.Annotations)
 	if equality.Semantic.DeepEqual(want.Spec, set.Spec) && equality.Semantic.DeepEqual(want.Annotations, set.Annotations) {
 		return nil
 	}

@@ -162,13 +162,8 @@ func desiredFirewall(set *v2.FirewallSet, fw *v2.Firewall, distance v2.FirewallD
 	}
 	maps.Copy(want.Labels, set.Spec.Template.ObjectMeta.Labels)
 	maps.Copy(want.Labels, Selector(set))
-	// no-controller-connection is inherited while the set has it (upstream copied it only once).
-	if v, ok := set.Annotations[v2.NoControllerConnectionAnnotation]; ok {
-		if want.Annotations == nil {
-			want.Annotations = map[string]string{}
-		}
-		want.Annotations[v2.NoControllerConnectionAnnotation] = v
-	}
+	// Inherited while the set has them (upstream copied no-controller-connection only once).
+	v2.CopyInherited(set.Annotations, &want.Annotations)
 	return want
 }
 

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/workload"
 )
 
 // DefaultInterval is the agent reconcile interval set when spec.interval is empty (upstream's
@@ -186,6 +187,11 @@ func validateAnnotations(annotations map[string]string, p *field.Path) field.Err
 	if v, ok := annotations[v2.WeightAnnotation]; ok {
 		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
 			errs = append(errs, field.Invalid(p.Key(v2.WeightAnnotation), v, "must be a 32-bit integer"))
+		}
+	}
+	if v, ok := annotations[v2.WorkloadKubeconfigAnnotation]; ok {
+		if _, err := workload.ParseSecretRef(v); err != nil {
+			errs = append(errs, field.Invalid(p.Key(v2.WorkloadKubeconfigAnnotation), v, err.Error()))
 		}
 	}
 	return errs
