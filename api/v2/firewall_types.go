@@ -125,6 +125,10 @@ type ControllerConnection struct {
 	// ActualDistance is the distance the agent configured.
 	// +optional
 	ActualDistance FirewallDistance `json:"actualDistance,omitempty"`
+	// DistanceSupported is false when the agent cannot configure a distance (no routing daemon
+	// it can drive); the Distance condition is then not checked (Palisade).
+	// +optional
+	DistanceSupported *bool `json:"distanceSupported,omitempty"`
 	// ObservedGeneration is the Firewall generation whose rules the agent applied (Palisade).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

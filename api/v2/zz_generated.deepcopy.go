@@ -45,6 +45,11 @@ func (in *ControllerConnection) DeepCopyInto(out *ControllerConnection) {
 	*out = *in
 	in.Updated.DeepCopyInto(&out.Updated)
 	in.SeedUpdated.DeepCopyInto(&out.SeedUpdated)
+	if in.DistanceSupported != nil {
+		in, out := &in.DistanceSupported, &out.DistanceSupported
+		*out = new(bool)
+		**out = **in
+	}
 	if in.RulesApplied != nil {
 		in, out := &in.RulesApplied, &out.RulesApplied
 		*out = new(bool)

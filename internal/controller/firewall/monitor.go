@@ -163,6 +163,7 @@ func adoptMonitorReport(fw *v2.Firewall, mon *v2.FirewallMonitor) bool {
 		ObservedGeneration: ms.ObservedGeneration,
 		RulesApplied:       ms.RulesApplied,
 		Message:            ms.Message,
+		DistanceSupported:  &ms.DistanceSupported,
 	}
 	if cs != nil && cs.SeedUpdated.After(next.SeedUpdated.Time) {
 		next.SeedUpdated = cs.SeedUpdated // the seed knows best when the agent last read it

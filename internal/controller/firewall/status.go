@@ -45,7 +45,9 @@ func (r *Reconciler) setAgentConditions(fw *v2.Firewall) {
 	} else {
 		r.setCondition(fw, v2.ConditionSeedConnected, true, v2.ReasonConnected, "the agent reconciles against the seed")
 	}
-	if cs.ActualDistance == fw.Distance {
+	if cs.DistanceSupported != nil && !*cs.DistanceSupported {
+		r.setCondition(fw, v2.ConditionDistance, true, v2.ReasonNotChecking, "not checked: the agent cannot configure a distance on this firewall")
+	} else if cs.ActualDistance == fw.Distance {
 		r.setCondition(fw, v2.ConditionDistance, true, v2.ReasonConfigured, fmt.Sprintf("distance %d configured", fw.Distance))
 	} else {
 		r.setCondition(fw, v2.ConditionDistance, false, v2.ReasonNotConfigured,
