@@ -110,6 +110,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		SafetyBackoff:    opts.SafetyBackoff,
 		OnRolloutDone:    metrics.observeRollout,
 		AgentAccess:      access,
+		Images:           metalClient,
 	}
 	if !opts.Monitors.Disabled {
 		registry := &workload.Registry{

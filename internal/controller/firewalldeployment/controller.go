@@ -42,6 +42,8 @@ type Reconciler struct {
 	Now           func() time.Time
 	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
 	Filter func(ctx context.Context, namespace string) bool
+	// Images resolves the newest image for spec.autoUpdate.machineImage; nil disables it.
+	Images ImageResolver
 	// AgentAccess, when set, provisions the agent identity and the kubeconfigs the template's
 	// userdata asks the manager to generate.
 	AgentAccess AgentAccessor
@@ -137,6 +139,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, false, "")
 
+	if changed, err := r.maintain(ctx, deploy, sets); err != nil || changed {
+		// The write brings the deployment back with its new spec or annotations.
+		return ctrl.Result{}, err
+	}
 	return r.rollout(ctx, deploy, sets)
 }
 
