@@ -124,6 +124,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 			return err
 		}
 		fwReconciler.Workload, fwReconciler.WorkloadEvents = registry, registry.Source()
+		fwReconciler.DefaultWorkloadKubeconfig = opts.Monitors.DefaultKubeconfigSecret
 	}
 	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
 		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}

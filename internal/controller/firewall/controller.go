@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -111,6 +112,8 @@ type Reconciler struct {
 	Workload Workload
 	// WorkloadEvents, when set, enqueues firewalls whose monitor changed in a workload cluster.
 	WorkloadEvents source.Source
+	// DefaultWorkloadKubeconfig is the manager-wide workload kubeconfig Secret reference.
+	DefaultWorkloadKubeconfig string
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch
@@ -141,7 +144,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
 		WithOptions(options)
 	if r.WorkloadEvents != nil {
-		b = b.WatchesRawSource(r.WorkloadEvents)
+		b = b.WatchesRawSource(r.WorkloadEvents).
+			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))
 	}
 	return b.Complete(r)
 }
@@ -170,6 +174,27 @@ func (r *Reconciler) firewallsReferencing(secret bool) handler.MapFunc {
 		err := r.Client.List(ctx, &list, client.InNamespace(namespace))
 		return toPointers(list.Items), err
 	}, func(fw *v2.Firewall) *v2.FirewallSpec { return &fw.Spec })
+}
+
+// firewallsWithWorkloadKubeconfig maps a Secret to the firewalls whose monitor goes to the
+// workload cluster it holds the kubeconfig of, so that a Secret that appears or changes (a
+// rotated token) is used at once.
+func (r *Reconciler) firewallsWithWorkloadKubeconfig(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v2.FirewallList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		ref := list.Items[i].Annotations[v2.WorkloadKubeconfigAnnotation]
+		if ref == "" {
+			ref = r.DefaultWorkloadKubeconfig
+		}
+		if name, _, _ := strings.Cut(ref, "/"); name != "" && name == obj.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
 }
 
 func toPointers[T any](items []T) []*T {
