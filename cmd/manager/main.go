@@ -75,6 +75,7 @@ func run() error {
 	fs.DurationVar(&opts.Agent.TokenTTL, "agent-token-ttl", 24*time.Hour, "Lifetime of generated agent tokens; they are rotated after two thirds of it (minimum 10m).")
 	fs.BoolVar(&opts.Monitors.Disabled, "disable-firewall-monitors", false, "Do not write FirewallMonitors into workload clusters.")
 	fs.StringVar(&opts.Monitors.DefaultKubeconfigSecret, "workload-kubeconfig-secret", "", "Secret (\"name\" or \"name/key\") in each firewall's namespace with the workload cluster kubeconfig, for firewalls without the "+v2.WorkloadKubeconfigAnnotation+" annotation (default: the manager's own cluster).")
+	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)

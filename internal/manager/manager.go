@@ -52,6 +52,9 @@ type MonitorOptions struct {
 	// each firewall's namespace, used when the firewall has no workload-kubeconfig annotation.
 	// Empty: such firewalls get their monitor in the manager's own cluster.
 	DefaultKubeconfigSecret string
+	// TokenSecret names a Secret (key "token") with the bearer token for the workload
+	// kubeconfig, for Gardener's generic token kubeconfig; empty: the kubeconfig is complete.
+	TokenSecret string
 	// Namespace of the monitors in the workload cluster; empty means "firewall".
 	Namespace string
 }
@@ -117,6 +120,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 			Seed:          mgr.GetClient(),
 			Local:         mgr.GetConfig(),
 			DefaultSecret: opts.Monitors.DefaultKubeconfigSecret,
+			TokenSecret:   opts.Monitors.TokenSecret,
 			Namespace:     opts.Monitors.Namespace,
 			Scheme:        mgr.GetScheme(),
 		}

@@ -112,6 +112,10 @@ type Registry struct {
 	// DefaultSecret is the kubeconfig Secret used when a firewall has no annotation (empty:
 	// single-cluster mode).
 	DefaultSecret string
+	// TokenSecret, when set, names a Secret in the firewall's namespace whose key "token" is the
+	// bearer token for the workload kubeconfig (Gardener's shape: a generic kubeconfig that
+	// points at a token file, and a token Secret that Gardener keeps fresh).
+	TokenSecret string
 	// Namespace is the monitor namespace; empty means DefaultMonitorNamespace.
 	Namespace string
 	Scheme    *runtime.Scheme
@@ -270,6 +274,9 @@ func (r *Registry) resolve(ctx context.Context, fw *v2.Firewall) (clusterKey, *r
 		raw = r.DefaultSecret
 	}
 	if raw == "" {
+		if r.Local == nil {
+			return clusterKey{}, nil, &UnavailableError{Reason: ReasonKubeconfigMissing, Message: "no workload cluster kubeconfig is configured"}
+		}
 		return clusterKey{ref: "local", full: "local", local: true}, rest.CopyConfig(r.Local), nil
 	}
 	ref, err := ParseSecretRef(raw)
@@ -289,15 +296,49 @@ func (r *Registry) resolve(ctx context.Context, fw *v2.Firewall) (clusterKey, *r
 		return clusterKey{}, nil, &UnavailableError{Reason: ReasonKubeconfigMissing,
 			Message: fmt.Sprintf("workload cluster kubeconfig Secret %q has no key %q", ref.Name, ref.Key)}
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	invalid := &UnavailableError{Reason: ReasonKubeconfigInvalid,
+		// The parser's messages may quote the file; keep them out of status and logs.
+		Message: fmt.Sprintf("workload cluster kubeconfig in Secret %q, key %q, cannot be used", ref.Name, ref.Key)}
+	kubeconfig, err := clientcmd.Load(data)
 	if err != nil {
-		// The parser's message may quote the file; keep it out of status and logs.
-		return clusterKey{}, nil, &UnavailableError{Reason: ReasonKubeconfigInvalid,
-			Message: fmt.Sprintf("workload cluster kubeconfig in Secret %q, key %q, cannot be used", ref.Name, ref.Key)}
+		return clusterKey{}, nil, invalid
 	}
-	digest := sha256.Sum256(data)
+	hash := sha256.New()
+	hash.Write(data)
+	if r.TokenSecret != "" {
+		token, err := r.token(ctx, fw.Namespace)
+		if err != nil {
+			return clusterKey{}, nil, err
+		}
+		for _, user := range kubeconfig.AuthInfos {
+			user.Token, user.TokenFile = token, ""
+		}
+		hash.Write([]byte(token))
+	}
+	cfg, err := clientcmd.NewDefaultClientConfig(*kubeconfig, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return clusterKey{}, nil, invalid
+	}
+	digest := hash.Sum(nil)
 	refName := fw.Namespace + "/" + ref.Name + "/" + ref.Key
 	return clusterKey{ref: refName, full: refName + "@" + hex.EncodeToString(digest[:8])}, cfg, nil
+}
+
+func (r *Registry) token(ctx context.Context, namespace string) (string, error) {
+	secret := &corev1.Secret{}
+	if err := r.Seed.Get(ctx, client.ObjectKey{Namespace: namespace, Name: r.TokenSecret}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", &UnavailableError{Reason: ReasonKubeconfigMissing,
+				Message: fmt.Sprintf("workload cluster token Secret %q does not exist (yet)", r.TokenSecret)}
+		}
+		return "", err
+	}
+	token := string(secret.Data["token"])
+	if token == "" {
+		return "", &UnavailableError{Reason: ReasonKubeconfigMissing,
+			Message: fmt.Sprintf("workload cluster token Secret %q has no key \"token\"", r.TokenSecret)}
+	}
+	return token, nil
 }
 
 func (r *Registry) connect(base context.Context, cfg *rest.Config, key clusterKey) (*Cluster, error) {
