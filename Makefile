@@ -8,6 +8,9 @@ HELM_VERSION ?= v3.22.0
 # Packages that carry kubebuilder markers (API types, RBAC, webhooks).
 MARKER_PATHS := paths=./api/... paths=./internal/controller/... paths=./internal/webhook/...
 GO_TEST_FLAGS ?= -count=1
+CHART := charts/palisade
+# Everything `make generate manifests` writes; `make test` fails when any of it is stale.
+GENERATED_PATHS := api config/crd config/rbac config/webhook $(CHART)/crds $(CHART)/files
 
 .PHONY: all
 all: build
@@ -24,12 +27,13 @@ manifests: ## Generate CRDs, RBAC and webhook configuration from markers.
 		output:crd:artifacts:config=config/crd/bases \
 		output:rbac:artifacts:config=config/rbac \
 		output:webhook:artifacts:config=config/webhook
+	@$(MAKE) --no-print-directory helm-sync
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac config/webhook)" ]; then \
+	@if [ -n "$$(git status --porcelain -- $(GENERATED_PATHS))" ]; then \
 		echo "generated files are stale; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config/crd config/rbac config/webhook; \
+		git status --porcelain -- $(GENERATED_PATHS); \
 		git --no-pager diff --stat -- api config; exit 1; fi
 
 .PHONY: fmt
@@ -55,6 +59,8 @@ test: verify-generated vet envtest-assets ## Run every test: unit, envtest, simu
 	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" go test $(GO_TEST_FLAGS) ./...
 	# The metal-api client and simulator are shared by concurrent reconcilers: prove them race-free.
 	go test -race $(GO_TEST_FLAGS) ./internal/metal/... ./cmd/metal-sim/...
+	# Issue 8 acceptance: the demo reaches a completed rolling update on a fresh machine.
+	DEMO_NONINTERACTIVE=1 $(MAKE) --no-print-directory demo
 
 .PHONY: bench
 bench: envtest-assets ## Run benchmarks; numbers go to docs/benchmarks.md.
@@ -63,3 +69,34 @@ bench: envtest-assets ## Run benchmarks; numbers go to docs/benchmarks.md.
 .PHONY: help
 help:
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+##@ Helm chart and demo
+
+# Tools built from the Go module proxy live outside the repository, like the envtest binaries.
+PALISADE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/palisade
+HELM ?= $(PALISADE_CACHE)/helm-$(HELM_VERSION)/helm
+
+# test/helm runs inside `go test ./...`; building helm first keeps that package within its timeout.
+test: helm
+
+.PHONY: helm
+helm: ## Build the helm binary from the Go module proxy (cached; test/helm finds it there).
+	@if [ ! -x "$(HELM)" ]; then \
+		echo "building helm $(HELM_VERSION) into $(dir $(HELM)) (a few minutes, once)"; \
+		GOFLAGS= GOBIN="$(abspath $(dir $(HELM)))" go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); fi
+
+.PHONY: helm-sync
+helm-sync: ## Copy the generated CRDs, RBAC rules and webhooks into the chart (part of make manifests).
+	@rm -f $(CHART)/crds/*.yaml
+	@cp config/crd/bases/*.yaml $(CHART)/crds/
+	@cp config/rbac/role.yaml $(CHART)/files/rbac/role.yaml
+	@cp config/webhook/manifests.yaml $(CHART)/files/webhook/manifests.yaml
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the chart (strict).
+	"$(HELM)" lint --strict $(CHART)
+
+.PHONY: demo
+demo: envtest-assets ## Run Palisade on a local API server and simulated metal-api (DEMO_NONINTERACTIVE=1 exits after the roll).
+	@echo "[demo] compiling the demo"
+	@KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh 2>/dev/null)" go run ./cmd/demo

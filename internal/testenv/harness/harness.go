@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -65,41 +66,49 @@ const MetalAdminKey = "metal-admin-key"
 
 // Start brings up the API server and the simulator, then the manager.
 func Start(opts Options) (*Stack, error) {
+	s := New(opts)
+	for _, start := range []func() error{s.StartAPIServer, s.StartSimulator, s.StartManager} {
+		if err := start(); err != nil {
+			return nil, errors.Join(err, s.Stop())
+		}
+	}
+	return s, nil
+}
+
+// New returns a stack that is not started; Start*, in order, bring up its parts (the demo
+// reports each step).
+func New(opts Options) *Stack { return &Stack{opts: opts} }
+
+// StartAPIServer starts envtest with the CRDs (and the webhook configurations) installed.
+func (s *Stack) StartAPIServer() error {
 	env, err := testenv.New()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if opts.Webhooks {
+	if s.opts.Webhooks {
 		root, err := testenv.RepoRoot()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}}
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("starting envtest: %w", err)
+		return fmt.Errorf("starting envtest: %w", err)
 	}
-	s := &Stack{Env: env, Config: cfg, opts: opts}
-	if err := s.init(); err != nil {
-		return nil, errors.Join(err, s.Stop())
-	}
-	if err := s.StartManager(); err != nil {
-		return nil, errors.Join(err, s.Stop())
-	}
-	return s, nil
+	s.Env, s.Config = env, cfg
+	s.Client, err = client.New(s.Config, client.Options{Scheme: testenv.Scheme()})
+	return err
 }
 
-func (s *Stack) init() error {
-	var err error
-	if s.Client, err = client.New(s.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		return err
-	}
+// StartSimulator starts metal-api and the manager's client for it.
+func (s *Stack) StartSimulator() error {
 	simCfg := metalsim.DefaultConfig()
 	if s.opts.Simulator != nil {
 		simCfg = *s.opts.Simulator
 	}
 	s.Sim = metalsim.New(simCfg)
+	var err error
 	if s.SimURL, s.stopSim, err = s.Sim.Start(); err != nil {
 		return fmt.Errorf("starting the metal-api simulator: %w", err)
 	}
@@ -177,13 +186,32 @@ func (s *Stack) StopManager() {
 	}
 }
 
-// Stop stops everything Start started.
+// Stop stops everything that was started.
 func (s *Stack) Stop() error {
 	s.StopManager()
 	if s.stopSim != nil {
 		s.stopSim()
 	}
+	if s.Env == nil {
+		return nil
+	}
 	return s.Env.Stop()
+}
+
+// WriteKubeconfig writes a cluster-admin kubeconfig for the API server to path (kubectl).
+func (s *Stack) WriteKubeconfig(path string) error {
+	user, err := s.Env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }
 
 // waitForTLS waits until the webhook server answers a TLS handshake.
