@@ -8,14 +8,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/go-logr/logr"
 	"log/slog"
 	"os"
 	"os/signal"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"syscall"
 	"time"
 
 	"github.com/palisade-fw/palisade/internal/agent"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/report"
 )
 
 func main() {
@@ -28,7 +31,12 @@ func run() int {
 	dryRun := flag.Bool("dry-run", false, "print the diff between the live table and the rendered ruleset; change nothing")
 	wait := flag.Duration("wait", time.Minute, "with --once or --dry-run: how long to wait for the sources")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(report.Version)
+		return 0
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -36,6 +44,8 @@ func run() int {
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// The Kubernetes clients log through controller-runtime; send that to the same handler.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 
 	cfg, err := config.Load(*configPath)
 	if err != nil {
@@ -67,7 +77,7 @@ func run() int {
 		log.Info("applied", "changed", out.Result.Changed, "dryRunSpec", out.DryRun, "forwardRules", st.ForwardRules,
 			"sets", st.Sets, "elements", st.Elements, "objects", len(out.Verdicts))
 	default:
-		log.Info("agent starting", "name", cfg.Name, "table", cfg.Nftables.Table, "ruleFile", cfg.Nftables.RuleFile)
+		log.Info("agent starting", "version", report.Version, "name", cfg.Name, "table", cfg.Nftables.Table, "ruleFile", cfg.Nftables.RuleFile)
 		if err := a.Run(ctx); err != nil {
 			log.Error("agent stopped", "err", err)
 			return 1

@@ -11,8 +11,10 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
+	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/agent/source/static"
 )
@@ -25,7 +27,9 @@ type Agent struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	applier *nft.Applier
+	netlink *nft.Netlink
 	runner  *runner.Runner
+	hub     *report.Hub // nil when there is nowhere to report to
 	feeders []feeder
 }
 
@@ -35,34 +39,94 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return NewWith(cfg, log, nftIface)
+	// Netlink works in the agent's own network namespace, like nft.
+	nl, err := nft.NewNetlink(cfg.Nftables.Table, "")
+	if err != nil {
+		return nil, err
+	}
+	return NewWith(cfg, log, nftIface, nl)
 }
 
-// NewWith builds the agent on a given nftables interface.
-func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface) (*Agent, error) {
+// NewWith builds the agent on a given nftables interface; nl may be nil (everything then goes
+// through nftIface, and the monitor reports no statistics).
+func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface, nl *nft.Netlink) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: log}
-	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile})
+	a := &Agent{cfg: cfg, log: log, netlink: nl}
+	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
 	ctl := cfg.Controllers
 	a.runner = runner.New(a.applier, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
 		runner.Options{Table: cfg.Nftables.Table, Log: log})
 	if err := a.wire(); err != nil {
 		return nil, err
 	}
+	if err := a.wireReporting(); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// wireReporting sets up the status reports: the seed Firewall when a seed is configured, the
+// FirewallMonitor when the monitor controller runs, and the BGP distance when the Firewall
+// comes from the seed (only it carries a distance).
+func (a *Agent) wireReporting() error {
+	cfg := a.cfg
+	var sinks []report.Sink
+	if s := cfg.Sources.Seed; s != nil {
+		c, err := kubeClient(s.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("sources.seed: %w", err)
+		}
+		sinks = append(sinks, &report.SeedFirewall{Client: c, Namespace: s.Namespace, Name: cfg.Name})
+	}
+	if cfg.Controllers.Monitor != nil {
+		c, err := kubeClient(cfg.Sources.Shoot.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("sources.shoot: %w", err)
+		}
+		mon := &report.Monitor{Client: c, Name: cfg.Name, Log: a.log}
+		if nl := a.netlink; nl != nil {
+			mon.Stats = func(ctx context.Context) (*v2.FirewallStats, error) { return report.Stats(ctx, nl, "/sys") }
+		}
+		sinks = append(sinks, mon)
+	}
+	if len(sinks) == 0 {
+		return nil
+	}
+	fromSeed := cfg.Controllers.Firewall.Source == config.SourceSeed
+	var frr *report.FRR
+	if fromSeed && cfg.Distance.FRRFile != config.DistanceDisabled {
+		frr = &report.FRR{File: cfg.Distance.FRRFile, RouteMap: cfg.Distance.RouteMap, ASN: cfg.Distance.ASN}
+	}
+	a.hub = report.NewHub(report.HubOptions{
+		Interval: config.Duration(cfg.Reporting.Interval),
+		Distance: frr,
+		FromSeed: fromSeed,
+		Confirm: func(ctx context.Context) error {
+			err := a.applier.Confirm(ctx)
+			if err != nil {
+				a.runner.Notify() // the applier forgot; the next sync is a full one
+			}
+			return err
+		},
+		Sinks: sinks,
+		Log:   a.log.With("controller", "report"),
+	})
+	a.runner.AddObserver(a.hub)
+	return nil
 }
 
 func (a *Agent) wire() error {
 	ctl, src := a.cfg.Controllers, a.cfg.Sources
+	var metalFirewall, metalPolicies bool
 	switch ctl.Firewall.Source {
 	case config.SourceStatic:
 		a.runner.SetFirewall(static.Firewall(src.Static))
 	case config.SourceSeed:
 		a.feeders = append(a.feeders, seedFeeder(a.cfg, a.log))
 	case config.SourceMetal:
-		return notImplemented("controllers.firewall.source")
+		metalFirewall = true
 	}
 
 	var shootCWNP, shootServices bool
@@ -73,7 +137,7 @@ func (a *Agent) wire() error {
 		case config.SourceShoot:
 			shootCWNP = true
 		case config.SourceMetal:
-			return notImplemented("controllers.cwnp.source")
+			metalPolicies = true
 		}
 	}
 	if ctl.Service != nil {
@@ -83,14 +147,18 @@ func (a *Agent) wire() error {
 		case config.SourceShoot:
 			shootServices = true
 		case config.SourceMetal:
-			return notImplemented("controllers.service.source")
+			return errors.New("controllers.service.source: metal-api holds no services; use shoot or static")
 		}
+	}
+	if metalFirewall || metalPolicies {
+		f, err := metalFeeder(a.cfg, a.log, metalFirewall, metalPolicies)
+		if err != nil {
+			return err
+		}
+		a.feeders = append(a.feeders, f)
 	}
 	if shootCWNP || shootServices {
 		a.feeders = append(a.feeders, shootFeeder(a.cfg, a.log, shootCWNP, shootServices))
-	}
-	if ctl.Monitor != nil {
-		a.log.Warn("controllers.monitor is not implemented by this agent yet; ignored")
 	}
 	if t := ctl.Firewall.SelfUpdate; t != nil && t.Enabled {
 		a.log.Warn("controllers.firewall.selfUpdate is not implemented by this agent; ignored")
@@ -101,19 +169,18 @@ func (a *Agent) wire() error {
 	return nil
 }
 
-func notImplemented(key string) error {
-	return fmt.Errorf("%s: the metal source is not implemented yet; use seed/shoot or static", key)
-}
-
 // Run reconciles until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, len(a.feeders)+1)
+	errs := make(chan error, len(a.feeders)+2)
 	for _, f := range a.feeders {
 		go func() { errs <- f(ctx, a.runner) }()
 	}
 	go func() { errs <- a.runner.Run(ctx) }()
+	if a.hub != nil {
+		go func() { errs <- a.hub.Run(ctx) }()
+	}
 	select {
 	case <-ctx.Done():
 		return nil
@@ -129,7 +196,15 @@ func (a *Agent) Once(ctx context.Context, wait time.Duration) (runner.Outcome, e
 	if err := a.startAndWait(ctx, wait); err != nil {
 		return runner.Outcome{}, err
 	}
-	return a.runner.Sync(ctx)
+	out, err := a.runner.Sync(ctx)
+	if a.hub != nil {
+		a.hub.WriteNow(ctx) // a failed apply is reported too
+	}
+	if err != nil {
+		return out, err
+	}
+	// The rule file is written in the background; a one-shot run must not exit before.
+	return out, a.applier.WaitFile(ctx)
 }
 
 // DryRun waits for the sources and writes the diff from the live table to what would be

@@ -2,11 +2,16 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/agent/source/kube"
+	"github.com/palisade-fw/palisade/internal/agent/source/metalapi"
+	"github.com/palisade-fw/palisade/internal/metal"
 )
 
 func shootFeeder(cfg *config.Config, log *slog.Logger, cwnp, services bool) feeder {
@@ -29,4 +34,31 @@ func seedFeeder(cfg *config.Config, log *slog.Logger) feeder {
 		Log:        log.With("source", "seed"),
 	}
 	return func(ctx context.Context, r *runner.Runner) error { return s.Run(ctx, r) }
+}
+
+func metalFeeder(cfg *config.Config, log *slog.Logger, firewall, policies bool) (feeder, error) {
+	m := cfg.Sources.Metal
+	client, err := metal.New(metal.Config{URL: m.URL, HMACKey: string(m.HMAC), HMACAuthType: m.Type, UserAgent: "palisade-agent"})
+	if err != nil {
+		return nil, fmt.Errorf("sources.metal: %w", err)
+	}
+	s := metalapi.Source{
+		Client:    client,
+		MachineID: m.MachineID,
+		Hostname:  m.Hostname,
+		ProjectID: m.ProjectID,
+		Interval:  config.Duration(m.Interval),
+		Firewall:  firewall,
+		Policies:  policies,
+		Log:       log.With("source", "metal"),
+	}
+	return func(ctx context.Context, r *runner.Runner) error { return s.Run(ctx, r) }, nil
+}
+
+func kubeClient(kubeconfig string) (client.Client, error) {
+	cfg, err := kube.RestConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: kube.Scheme()})
 }

@@ -7,6 +7,8 @@ import (
 )
 
 // Before the agent runs the namespaces forward everything; after it, only what is allowed.
+// An except outside its block (accepted by the CRD, as upstream) is ignored; the rest of
+// the policy applies.
 func TestEgressAllowsOnlyWhatPoliciesAllow(t *testing.T) {
 	s := newSingle(t)
 	s.Expect(pass(s.node, "tcp", outside4+":8080")) // sanity: no firewall yet
@@ -14,7 +16,7 @@ func TestEgressAllowsOnlyWhatPoliciesAllow(t *testing.T) {
 	s.agent.MustApply(staticFirewall + `
     cwnp:
       egress:
-      - to: [{cidr: 10.99.0.0/24, except: [10.99.0.3/32]}, {cidr: "fd99::/64", except: ["fd99::3/128"]}]
+      - to: [{cidr: 10.99.0.0/24, except: [10.99.0.3/32, 192.168.0.0/16]}, {cidr: "fd99::/64", except: ["fd99::3/128", "2001:db8::/32"]}]
         ports: [{protocol: TCP, port: 443}, {protocol: UDP, port: 53}]
 `)
 	s.Expect(

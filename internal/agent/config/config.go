@@ -14,6 +14,29 @@ type Config struct {
 	Sources     Sources     `json:"sources"`
 	Controllers Controllers `json:"controllers"`
 	Nftables    Nftables    `json:"nftables,omitempty"`
+	Reporting   Reporting   `json:"reporting,omitempty"`
+	Distance    Distance    `json:"distance,omitempty"`
+}
+
+// Reporting tunes how the agent reports to the seed Firewall and the FirewallMonitor
+// (Palisade).
+type Reporting struct {
+	// Interval is the least time between two reports that only refresh statistics and
+	// timestamps; a report after an apply is written at once. Default 30s.
+	Interval string `json:"interval,omitempty"`
+}
+
+// Distance configures the BGP AS-path prepend that realizes Firewall.spec.distance
+// (Palisade).
+type Distance struct {
+	// FRRFile receives the route-map fragment; default /etc/frr/palisade-distance.conf.
+	// "-" disables distance handling (reported as not supported).
+	FRRFile string `json:"frrFile,omitempty"`
+	// RouteMap is the name of the route-map; default palisade-distance.
+	RouteMap string `json:"routeMap,omitempty"`
+	// ASN is the local AS prepended; default the ASN of the firewall's private primary
+	// network (Firewall.status.firewallNetworks or metal-api).
+	ASN int64 `json:"asn,omitempty"`
 }
 
 // Sources are where the controllers read from. Only configured sources exist.
@@ -36,6 +59,13 @@ type MetalSource struct {
 	HMAC      Secret `json:"hmac,omitempty"`
 	Type      string `json:"type,omitempty"`
 	ProjectID string `json:"projectID,omitempty"`
+	// MachineID selects the firewall machine (Palisade); without it the firewall is found
+	// by Hostname in ProjectID.
+	MachineID string `json:"machineID,omitempty"`
+	// Hostname of the firewall's allocation (Palisade); default the config's name.
+	Hostname string `json:"hostname,omitempty"`
+	// Interval between two reads of the machine (Palisade); default 30s.
+	Interval string `json:"interval,omitempty"`
 }
 
 // StaticSource holds everything the other sources provide, inline.

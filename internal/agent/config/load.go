@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -56,6 +57,26 @@ func (c *Config) defaults() error {
 	if c.Sources.Shoot != nil && c.Sources.Shoot.Namespace == "" {
 		c.Sources.Shoot.Namespace = DefaultShootNamespace
 	}
+	if m := c.Sources.Metal; m != nil {
+		if m.Hostname == "" {
+			m.Hostname = c.Name
+		}
+		if m.Interval == "" {
+			m.Interval = DefaultMetalInterval.String()
+		}
+		if m.Type == "" {
+			m.Type = "Metal-View"
+		}
+	}
+	if c.Reporting.Interval == "" {
+		c.Reporting.Interval = DefaultReportInterval.String()
+	}
+	if c.Distance.FRRFile == "" {
+		c.Distance.FRRFile = DefaultFRRFile
+	}
+	if c.Distance.RouteMap == "" {
+		c.Distance.RouteMap = DefaultRouteMap
+	}
 	if c.Nftables.Table == "" {
 		c.Nftables.Table = "firewall"
 	}
@@ -65,7 +86,33 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-var tableName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,63}$`)
+var (
+	tableName    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,63}$`)
+	routeMapName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,63}$`)
+)
+
+// Defaults of the Palisade additions.
+const (
+	DefaultMetalInterval  = 30 * time.Second
+	DefaultReportInterval = 30 * time.Second
+	DefaultFRRFile        = "/etc/frr/palisade-distance.conf"
+	DefaultRouteMap       = "palisade-distance"
+	// DistanceDisabled as distance.frrFile turns distance handling off.
+	DistanceDisabled = "-"
+)
+
+func checkDuration(add func(string, string, ...any), key, value string) {
+	d, err := time.ParseDuration(value)
+	if err != nil || d < time.Second {
+		add(key, "%q must be a duration of at least 1s, e.g. 30s", value)
+	}
+}
+
+// Duration parses a duration the config validated; zero if it is invalid.
+func Duration(value string) time.Duration {
+	d, _ := time.ParseDuration(value)
+	return d
+}
 
 // Validate reports every problem, each naming its key.
 func (c *Config) Validate() error {
@@ -89,6 +136,28 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(s.URL); s.URL == "" || err != nil || u.Scheme == "" || u.Host == "" {
 			add("sources.metal.url", "must be an absolute URL")
 		}
+		if s.HMAC == "" {
+			add("sources.metal.hmac", "required")
+		}
+		switch s.Type {
+		case "Metal-View", "Metal-Edit", "Metal-Admin":
+		default:
+			add("sources.metal.type", "%q is not one of Metal-View, Metal-Edit, Metal-Admin", s.Type)
+		}
+		if s.MachineID == "" && s.ProjectID == "" {
+			add("sources.metal.projectID", "required unless machineID is set (the firewall is found by hostname in the project)")
+		}
+		checkDuration(add, "sources.metal.interval", s.Interval)
+	}
+	checkDuration(add, "reporting.interval", c.Reporting.Interval)
+	if c.Distance.FRRFile != DistanceDisabled && !filepath.IsAbs(c.Distance.FRRFile) {
+		add("distance.frrFile", "%q must be an absolute path or -", c.Distance.FRRFile)
+	}
+	if !routeMapName.MatchString(c.Distance.RouteMap) {
+		add("distance.routeMap", "%q must hold only letters, digits, _ and - (at most 63)", c.Distance.RouteMap)
+	}
+	if c.Distance.ASN < 0 || c.Distance.ASN > 4294967295 {
+		add("distance.asn", "%d is not a 32-bit AS number", c.Distance.ASN)
 	}
 
 	if c.Controllers.Firewall == nil {

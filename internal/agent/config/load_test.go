@@ -147,6 +147,14 @@ controllers:
 		{base + "nftables: {table: 'a b'}\n", `nftables.table:`},
 		{base + "nftables: {ruleFile: rel/path}\n", `nftables.ruleFile:`},
 		{base + "bogus: 1\n", `unknown field "bogus"`},
+		{base + "reporting: {interval: 10}\n", `reporting.interval: "10" must be a duration`},
+		{base + "distance: {frrFile: frr.conf}\n", `distance.frrFile:`},
+		{base + "distance: {routeMap: 'a b'}\n", `distance.routeMap:`},
+		{base + "distance: {asn: -1}\n", `distance.asn:`},
+		{"sources: {metal: {url: https://m, type: Metal-Edit}}\ncontrollers: {firewall: {source: metal}}\n", `sources.metal.hmac: required`},
+		{"sources: {metal: {url: https://m, hmac: k}}\ncontrollers: {firewall: {source: metal}}\n", `sources.metal.projectID: required unless machineID`},
+		{"sources: {metal: {url: https://m, hmac: k, machineID: m, type: view}}\ncontrollers: {firewall: {source: metal}}\n", `sources.metal.type: "view" is not one of`},
+		{"sources: {metal: {url: https://m, hmac: k, machineID: m, interval: 1ms}}\ncontrollers: {firewall: {source: metal}}\n", `sources.metal.interval:`},
 		{"sources:\n  static:\n    cwnp:\n      egres: []\ncontrollers: {firewall: {source: static}}\n", `unknown field "egres"`},
 	}
 	for _, c := range cases {
@@ -154,6 +162,18 @@ controllers:
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Parse(%q) error = %v, want it to contain %q", c.doc, err, c.want)
 		}
+	}
+}
+
+func TestDefaultsOfPalisadeKeys(t *testing.T) {
+	cfg, err := Parse([]byte(seedExamples["metal"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Sources.Metal
+	if m.Hostname != "best-firewall-ever" || Duration(m.Interval) != DefaultMetalInterval || cfg.Distance.FRRFile != DefaultFRRFile ||
+		cfg.Distance.RouteMap != DefaultRouteMap || Duration(cfg.Reporting.Interval) != DefaultReportInterval {
+		t.Errorf("defaults: metal %+v reporting %+v distance %+v", m, cfg.Reporting, cfg.Distance)
 	}
 }
 

@@ -32,6 +32,15 @@ type Verdict struct {
 // others out of the snapshot.
 func Compose(fw Firewall, policies []PolicyInput, services []ServiceInput) (Snapshot, []Verdict) {
 	snap := Snapshot{Firewall: fw}
+	var pv, sv []Verdict
+	snap.Policies, pv = ComposePolicies(fw, policies)
+	snap.Services, sv = ComposeServices(fw, services)
+	return snap, append(pv, sv...)
+}
+
+// ComposePolicies is the policy half of Compose, sorted by key.
+func ComposePolicies(fw Firewall, policies []PolicyInput) ([]Policy, []Verdict) {
+	var out []Policy
 	var verdicts []Verdict
 	for _, in := range policies {
 		v := Verdict{Key: in.Key, Kind: "ClusterwideNetworkPolicy", Generation: in.Generation}
@@ -44,10 +53,19 @@ func Compose(fw Firewall, policies []PolicyInput, services []ServiceInput) (Snap
 		} else {
 			v.Accepted = true
 			v.Message = strings.Join(p.Notes, "; ")
-			snap.Policies = append(snap.Policies, p)
+			out = append(out, p)
 		}
 		verdicts = append(verdicts, v)
 	}
+	// A stable order makes rendering deterministic whatever order the sources list in.
+	SortByKey(out, func(p Policy) ObjectKey { return p.Key })
+	return out, verdicts
+}
+
+// ComposeServices is the service half of Compose, sorted by key.
+func ComposeServices(fw Firewall, services []ServiceInput) ([]Service, []Verdict) {
+	var out []Service
+	var verdicts []Verdict
 	for _, in := range services {
 		v := Verdict{Key: in.Key, Kind: "Service"}
 		s, ok, err := ParseService(in.Key, in.Spec)
@@ -62,14 +80,12 @@ func Compose(fw Firewall, policies []PolicyInput, services []ServiceInput) (Snap
 		} else {
 			v.Accepted = true
 			v.Message = strings.Join(s.Notes, "; ")
-			snap.Services = append(snap.Services, s)
+			out = append(out, s)
 		}
 		verdicts = append(verdicts, v)
 	}
-	// A stable order makes rendering deterministic whatever order the sources list in.
-	slices.SortFunc(snap.Policies, func(a, b Policy) int { return strings.Compare(a.Key.String(), b.Key.String()) })
-	slices.SortFunc(snap.Services, func(a, b Service) int { return strings.Compare(a.Key.String(), b.Key.String()) })
-	return snap, verdicts
+	SortByKey(out, func(s Service) ObjectKey { return s.Key })
+	return out, verdicts
 }
 
 func (a *Allowed) checkPolicy(p Policy) error {
@@ -103,4 +119,31 @@ func (a *Allowed) checkService(s Service) error {
 		}
 	}
 	return nil
+}
+
+// SortByKey sorts items by the string form of their keys, building each string once.
+func SortByKey[T any](items []T, key func(T) ObjectKey) {
+	if slices.IsSortedFunc(items, func(a, b T) int { return compareKeys(key(a), key(b)) }) {
+		return
+	}
+	type keyed struct {
+		key  string
+		item T
+	}
+	tmp := make([]keyed, len(items))
+	for i, it := range items {
+		tmp[i] = keyed{key: key(it).String(), item: it}
+	}
+	slices.SortFunc(tmp, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	for i := range tmp {
+		items[i] = tmp[i].item
+	}
+}
+
+// compareKeys orders keys like their string forms without building them.
+func compareKeys(a, b ObjectKey) int {
+	if a.Source == b.Source && a.Namespace == b.Namespace {
+		return strings.Compare(a.Name, b.Name)
+	}
+	return strings.Compare(a.String(), b.String())
 }

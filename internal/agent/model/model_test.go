@@ -1,6 +1,8 @@
 package model
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,18 +15,50 @@ func TestParsePolicyRefusals(t *testing.T) {
 		spec PolicySpec
 		want string
 	}{
-		"endPort below port":  {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(8080), EndPort: p32(8000)}}}}}, "egress[0].ports[0].endPort: 8000 is below port 8080"},
-		"port zero":           {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(0)}}}}}, "ingress[0].ports[0].port"},
-		"bad protocol":        {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Protocol: str("ICMP")}}}}}, "is not one of TCP, UDP, SCTP"},
-		"except outside":      {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"11.0.0.0/8"}}}}}}, "egress[0].to[0].except[0]: 11.0.0.0/8 is not inside 10.0.0.0/8"},
-		"except other family": {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "0.0.0.0/0", Except: []string{"::/0"}}}}}}, "is not inside"},
-		"bad cidr":            {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(1)}}, From: []IPBlock{{CIDR: "10.0.0.0/33"}}}}}, "ingress[0].from[0].cidr"},
-		"to and toFQDNs":      {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "1.1.1.1"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}}}, "mutually exclusive"},
+		"endPort below port": {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(8080), EndPort: p32(8000)}}}}}, "egress[0].ports[0].endPort: 8000 is below port 8080"},
+		"port zero":          {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(0)}}}}}, "ingress[0].ports[0].port"},
+		"bad protocol":       {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Protocol: str("ICMP")}}}}}, "is not one of TCP, UDP, SCTP"},
+		"bad except":         {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"10.0.0.0/40"}}}}}}, "egress[0].to[0].except[0]"},
+		"bad cidr":           {PolicySpec{Ingress: []IngressRule{{Ports: []PolicyPort{{Port: p32(1)}}, From: []IPBlock{{CIDR: "10.0.0.0/33"}}}}}, "ingress[0].from[0].cidr"},
+		"to and toFQDNs":     {PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "1.1.1.1"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}}}, "mutually exclusive"},
 	}
 	for name, c := range cases {
 		_, err := ParsePolicy(ObjectKey{Name: "p"}, c.spec)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", name, err, c.want)
+		}
+	}
+}
+
+// An except reaching beyond its block (accepted by the CRD, as upstream) excepts only the
+// overlap; the policy stays deployed and the status message warns.
+func TestExceptOutsideBlockAppliesOverlapOnly(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	cases := map[string]struct {
+		block      IPBlock
+		wantExcept []netip.Prefix
+		wantNote   string
+	}{
+		"inside":       {IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}, []netip.Prefix{pfx("10.1.0.0/16")}, ""},
+		"disjoint":     {IPBlock{CIDR: "10.0.0.0/8", Except: []string{"11.0.0.0/8"}}, nil, "egress[0].to[0].except[0]: 11.0.0.0/8 is outside 10.0.0.0/8; ignored"},
+		"other family": {IPBlock{CIDR: "0.0.0.0/0", Except: []string{"::/0"}}, nil, "is outside 0.0.0.0/0; ignored"},
+		"covers block": {IPBlock{CIDR: "10.1.0.0/16", Except: []string{"10.0.0.0/8"}}, []netip.Prefix{pfx("10.1.0.0/16")}, "covers all of 10.1.0.0/16"},
+		"mixed": {IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.2.0.0/16", "192.168.0.0/16"}},
+			[]netip.Prefix{pfx("10.2.0.0/16")}, "192.168.0.0/16 is outside"},
+	}
+	for name, c := range cases {
+		in := PolicyInput{Key: ObjectKey{Name: "p"}, Generation: 3, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(443)}}, To: []IPBlock{c.block}}}}}
+		snap, verdicts := Compose(Firewall{}, []PolicyInput{in}, nil)
+		if len(verdicts) != 1 || !verdicts[0].Accepted {
+			t.Errorf("%s: refused: %+v", name, verdicts)
+			continue
+		}
+		if c.wantNote == "" && verdicts[0].Message != "" || !strings.Contains(verdicts[0].Message, c.wantNote) {
+			t.Errorf("%s: message %q, want %q", name, verdicts[0].Message, c.wantNote)
+		}
+		got := snap.Policies[0].Egress[0].Peers[0].Except
+		if !slices.Equal(got, c.wantExcept) {
+			t.Errorf("%s: except %v, want %v", name, got, c.wantExcept)
 		}
 	}
 }

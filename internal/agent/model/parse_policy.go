@@ -18,15 +18,14 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 	p := Policy{Key: key}
 	for i, in := range spec.Ingress {
 		path := fmt.Sprintf("ingress[%d]", i)
-		rule, note, err := parseRule(path, in.Ports, in.From, "from")
+		rule, notes, ok, err := parseRule(path, in.Ports, in.From, "from")
 		if err != nil {
 			return Policy{}, err
 		}
-		if note != "" {
-			p.Notes = append(p.Notes, note)
-			continue
+		p.Notes = append(p.Notes, notes...)
+		if ok {
+			p.Ingress = append(p.Ingress, rule)
 		}
-		p.Ingress = append(p.Ingress, rule)
 	}
 	for i, out := range spec.Egress {
 		path := fmt.Sprintf("egress[%d]", i)
@@ -37,50 +36,51 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 			if err := validateFQDNs(path, out.ToFQDNs); err != nil {
 				return Policy{}, err
 			}
-			if _, _, err := parseRule(path, out.Ports, nil, "to"); err != nil {
+			if _, _, _, err := parseRule(path, out.Ports, nil, "to"); err != nil {
 				return Policy{}, err
 			}
 			// Fail closed: an FQDN rule must never turn into "any destination".
 			p.Notes = append(p.Notes, path+": toFQDNs is not enforced by this agent yet; the rule opens nothing")
 			continue
 		}
-		rule, note, err := parseRule(path, out.Ports, out.To, "to")
+		rule, notes, ok, err := parseRule(path, out.Ports, out.To, "to")
 		if err != nil {
 			return Policy{}, err
 		}
-		if note != "" {
-			p.Notes = append(p.Notes, note)
-			continue
+		p.Notes = append(p.Notes, notes...)
+		if ok {
+			p.Egress = append(p.Egress, rule)
 		}
-		p.Egress = append(p.Egress, rule)
 	}
 	return p, nil
 }
 
-func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string) (Rule, string, error) {
-	var rule Rule
+// parseRule parses one rule. ok is false when the rule is valid but opens nothing; notes
+// explain that and any part of the rule that was ignored.
+func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string) (rule Rule, notes []string, ok bool, err error) {
 	for i, port := range ports {
 		pr, err := parsePolicyPort(fmt.Sprintf("%s.ports[%d]", path, i), port)
 		if err != nil {
-			return Rule{}, "", err
+			return Rule{}, nil, false, err
 		}
 		rule.Ports = append(rule.Ports, pr)
 	}
 	for i, block := range blocks {
-		peer, err := parseIPBlock(fmt.Sprintf("%s.%s[%d]", path, peerKey, i), block)
+		peer, exceptNotes, err := parseIPBlock(fmt.Sprintf("%s.%s[%d]", path, peerKey, i), block)
 		if err != nil {
-			return Rule{}, "", err
+			return Rule{}, nil, false, err
 		}
 		rule.Peers = append(rule.Peers, peer)
+		notes = append(notes, exceptNotes...)
 	}
 	if len(rule.Ports) == 0 {
-		return Rule{}, path + ": no ports given; list a protocol without port to allow all of its ports", nil
+		return Rule{}, append(notes, path+": no ports given; list a protocol without port to allow all of its ports"), false, nil
 	}
 	if len(rule.Peers) == 0 {
 		// Like Kubernetes NetworkPolicy: no peers means every address.
 		rule.Peers = []Peer{{Prefix: everyV4}, {Prefix: everyV6}}
 	}
-	return rule, "", nil
+	return rule, notes, true, nil
 }
 
 func parsePolicyPort(path string, p PolicyPort) (PortRange, error) {
@@ -133,23 +133,31 @@ func ParseProtocol(s string) (Protocol, error) {
 	return 0, fmt.Errorf("%q is not one of TCP, UDP, SCTP", printable(s))
 }
 
-func parseIPBlock(path string, b IPBlock) (Peer, error) {
+func parseIPBlock(path string, b IPBlock) (Peer, []string, error) {
 	prefix, err := ParsePrefix(b.CIDR)
 	if err != nil {
-		return Peer{}, fmt.Errorf("%s.cidr: %w", path, err)
+		return Peer{}, nil, fmt.Errorf("%s.cidr: %w", path, err)
 	}
 	peer := Peer{Prefix: prefix}
+	var notes []string
 	for i, e := range b.Except {
 		ex, err := ParsePrefix(e)
 		if err != nil {
-			return Peer{}, fmt.Errorf("%s.except[%d]: %w", path, i, err)
+			return Peer{}, nil, fmt.Errorf("%s.except[%d]: %w", path, i, err)
 		}
-		if ex.Addr().Is4() != prefix.Addr().Is4() || ex.Bits() < prefix.Bits() || !prefix.Contains(ex.Addr()) {
-			return Peer{}, fmt.Errorf("%s.except[%d]: %s is not inside %s", path, i, ex, prefix)
+		// Upstream manifests may except CIDRs that reach beyond the block (the CRD accepts
+		// them). Only the overlap can be excepted: two prefixes either nest or are disjoint.
+		switch {
+		case ex.Addr().Is4() == prefix.Addr().Is4() && ex.Bits() >= prefix.Bits() && prefix.Contains(ex.Addr()):
+			peer.Except = append(peer.Except, ex)
+		case ex.Addr().Is4() == prefix.Addr().Is4() && ex.Contains(prefix.Addr()):
+			peer.Except = append(peer.Except, prefix)
+			notes = append(notes, fmt.Sprintf("%s.except[%d]: %s covers all of %s; the block opens nothing", path, i, ex, prefix))
+		default:
+			notes = append(notes, fmt.Sprintf("%s.except[%d]: %s is outside %s; ignored", path, i, ex, prefix))
 		}
-		peer.Except = append(peer.Except, ex)
 	}
-	return peer, nil
+	return peer, notes, nil
 }
 
 // ParsePrefix parses a CIDR and masks host bits; a bare address is a single-host prefix.

@@ -123,6 +123,14 @@ type Firewall struct {
 	RuleFile    string
 	// Warnings name the parts of the spec that were skipped.
 	Warnings []string
+
+	// Generation is the seed Firewall's generation this part was read from (0 for other
+	// sources); reported as observedGeneration once its ruleset is applied.
+	Generation int64
+	// Distance is the requested BGP distance (AS-path prepend length).
+	Distance uint8
+	// ASN is the firewall's own AS (0 when unknown), prepended for the distance.
+	ASN int64
 }
 
 // Allowed is the parsed allowedNetworks. When the cap is active, an empty direction allows

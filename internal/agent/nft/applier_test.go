@@ -35,6 +35,7 @@ func TestDeltaEqualsFull(t *testing.T) {
 
 	s1, nft1 := newScratch(t, "firewall")
 	ap := New(nft1, Options{RuleFile: filepath.Join(t.TempDir(), "rules.v4")})
+	t.Cleanup(func() { _ = ap.WaitFile(context.Background()) }) // before the temporary directory goes
 	if res, err := ap.Apply(ctx, a); err != nil || !res.Full {
 		t.Fatalf("first apply: full=%v err=%v", res.Full, err)
 	}
@@ -61,6 +62,7 @@ func TestNoOpAndCountersSurvive(t *testing.T) {
 	s, iface := newScratch(t, "firewall")
 	file := filepath.Join(t.TempDir(), "rules.v4")
 	ap := New(iface, Options{RuleFile: file})
+	t.Cleanup(func() { _ = ap.WaitFile(context.Background()) }) // before the temporary directory goes
 	r := render(fixture.Firewall(), fixture.Policies(), fixture.Services())
 	if _, err := ap.Apply(ctx, r); err != nil {
 		t.Fatal(err)
@@ -75,8 +77,13 @@ func TestNoOpAndCountersSurvive(t *testing.T) {
 		t.Fatalf("counter setup failed: %q", got)
 	}
 
-	// A new applier knows nothing and does a full sync; the counter must keep its value.
-	fresh := New(iface, Options{})
+	nl := s.Netlink(t, "firewall")
+	if got, err := nl.Counters(ctx); err != nil || got[ruleset.CounterEstablished] != (CounterValue{Packets: 7, Bytes: 700}) {
+		t.Fatalf("netlink counters: %v %v", got[ruleset.CounterEstablished], err)
+	}
+	// A new applier knows nothing and does a full sync (listing over netlink); the counter
+	// must keep its value.
+	fresh := New(iface, Options{Netlink: nl})
 	if res, err := fresh.Apply(ctx, r); err != nil || !res.Full {
 		t.Fatalf("full resync: full=%v err=%v", res.Full, err)
 	}
@@ -92,6 +99,9 @@ func TestNoOpAndCountersSurvive(t *testing.T) {
 	after := s.List(t, "firewall", true)
 	if counterLine(before, ruleset.CounterEstablished) != counterLine(after, ruleset.CounterEstablished) {
 		t.Errorf("counter changed by resync:\nbefore %s\nafter  %s", counterLine(before, ruleset.CounterEstablished), counterLine(after, ruleset.CounterEstablished))
+	}
+	if err := ap.WaitFile(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Errorf("rule file not written: %v", err)
@@ -162,8 +172,12 @@ func TestFailedApplyKeepsPrevious(t *testing.T) {
 	s, iface := newScratch(t, "firewall")
 	file := filepath.Join(t.TempDir(), "rules.v4")
 	ap := New(iface, Options{RuleFile: file})
+	t.Cleanup(func() { _ = ap.WaitFile(context.Background()) }) // before the temporary directory goes
 	good := render(fixture.Firewall(), fixture.Policies(), fixture.Services())
 	if _, err := ap.Apply(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if err := ap.WaitFile(ctx); err != nil {
 		t.Fatal(err)
 	}
 	liveBefore := s.List(t, "firewall", false)
@@ -171,16 +185,23 @@ func TestFailedApplyKeepsPrevious(t *testing.T) {
 
 	bad := render(fixture.Firewall(), fixture.Policies()[:2], fixture.Services())
 	bad.Chains[0].Rules = append(bad.Chains[0].Rules, "ip saddr 10.0.0.0/8 this-is-not-nft accept")
-	for _, skipCheck := range []bool{false, true} { // rejected by nft --check, and by the apply itself
-		ap.opts.SkipCheck = skipCheck
-		if _, err := ap.Apply(ctx, bad); err == nil {
-			t.Fatalf("skipCheck=%v: invalid ruleset accepted", skipCheck)
+	for _, check := range []bool{false, true} { // rejected by the apply itself, and by nft --check
+		ap.opts.Check = check
+		_, err := ap.Apply(ctx, bad)
+		if err == nil {
+			t.Fatalf("check=%v: invalid ruleset accepted", check)
+		}
+		if !strings.Contains(err.Error(), "this-is-not-nft") {
+			t.Errorf("check=%v: error does not name the offending rule: %v", check, err)
 		}
 		if got := s.List(t, "firewall", false); got != liveBefore {
-			t.Errorf("skipCheck=%v: live ruleset changed after failed apply", skipCheck)
+			t.Errorf("check=%v: live ruleset changed after failed apply", check)
+		}
+		if err := ap.WaitFile(ctx); err != nil {
+			t.Fatal(err)
 		}
 		if got, _ := os.ReadFile(file); string(got) != string(fileBefore) {
-			t.Errorf("skipCheck=%v: rule file changed after failed apply", skipCheck)
+			t.Errorf("check=%v: rule file changed after failed apply", check)
 		}
 	}
 	// The next good apply recovers with a full sync.
@@ -204,6 +225,7 @@ func TestOtherTablesUntouchedAndFileLoads(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "rules.v4")
 	ap := New(iface, Options{RuleFile: file})
+	t.Cleanup(func() { _ = ap.WaitFile(context.Background()) }) // before the temporary directory goes
 	if _, err := ap.Apply(ctx, render(fixture.Firewall(), fixture.Policies(), fixture.Services())); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +234,9 @@ func TestOtherTablesUntouchedAndFileLoads(t *testing.T) {
 	}
 	if got := s.List(t, "metal", false); got != metalBefore {
 		t.Errorf("table inet metal changed:\n%s", got)
+	}
+	if err := ap.WaitFile(ctx); err != nil {
+		t.Fatal(err)
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -230,6 +255,36 @@ func TestOtherTablesUntouchedAndFileLoads(t *testing.T) {
 	}
 }
 
+// The netlink lister names the same objects as nft's JSON listing, and an empty inventory
+// for a missing table.
+func TestNetlinkInventoryMatchesJSON(t *testing.T) {
+	ctx := context.Background()
+	s, iface := newScratch(t, "firewall")
+	nl := s.Netlink(t, "firewall")
+	if inv, err := nl.Inventory(ctx); err != nil || len(inv.Chains)+len(inv.Sets)+len(inv.Maps)+len(inv.Counters) != 0 {
+		t.Fatalf("missing table: %+v %v", inv, err)
+	}
+	if _, err := New(iface, Options{}).Apply(ctx, render(fixture.Firewall(), fixture.Policies(), fixture.Services())); err != nil {
+		t.Fatal(err)
+	}
+	viaNetlink, err := nl.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaJSON, err := jsonLister{nft: iface}.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []struct {
+		name      string
+		got, want []string
+	}{{"chains", viaNetlink.Chains, viaJSON.Chains}, {"sets", viaNetlink.Sets, viaJSON.Sets}, {"maps", viaNetlink.Maps, viaJSON.Maps}, {"counters", viaNetlink.Counters, viaJSON.Counters}} {
+		if g, w := slices.Sorted(slices.Values(kind.got)), slices.Sorted(slices.Values(kind.want)); len(w) == 0 || !slices.Equal(g, w) {
+			t.Errorf("%s: netlink %v, json %v", kind.name, g, w)
+		}
+	}
+}
+
 func TestDiff(t *testing.T) {
 	ctx := context.Background()
 	_, iface := newScratch(t, "firewall")
@@ -243,5 +298,43 @@ func TestDiff(t *testing.T) {
 	}
 	if !strings.Contains(want, "map cwnp_egress_v4") || !strings.Contains(want, "chain forward") {
 		t.Errorf("scratch listing incomplete:\n%s", want)
+	}
+}
+
+// A change of map elements only goes through one netlink batch and leaves exactly what a
+// full apply through nft leaves, in both directions (adds and deletes), IPv4 and IPv6.
+func TestNetlinkElementDeltaEqualsFull(t *testing.T) {
+	ctx := context.Background()
+	fw := fixture.Firewall()
+	policies, services := fixture.Policies(), fixture.Services()
+	a := render(fw, policies, services)
+	changed := slices.Clone(policies)
+	changed[0].Spec.Egress = slices.Clone(changed[0].Spec.Egress)
+	changed[0].Spec.Egress[0].To = append(slices.Clone(changed[0].Spec.Egress[0].To), model.IPBlock{CIDR: "8.8.8.0/24"}, model.IPBlock{CIDR: "2001:db8:99::/48"})
+	changedSvcs := slices.Clone(services)
+	changedSvcs[1].Spec.SourceRanges = []string{"198.51.100.0/25"}
+	b := render(fw, changed, changedSvcs)
+
+	s1, nft1 := newScratch(t, "firewall")
+	ap := New(nft1, Options{Netlink: s1.Netlink(t, "firewall")})
+	if _, err := ap.Apply(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []*ruleset.Ruleset{b, a} {
+		calls := s1.Calls(t)
+		res, err := ap.Apply(ctx, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Netlink || res.Operations == 0 || s1.Calls(t) != calls {
+			t.Fatalf("step %d: netlink=%v operations=%d nft calls=%d", i, res.Netlink, res.Operations, s1.Calls(t)-calls)
+		}
+		s2, nft2 := newScratch(t, "firewall")
+		if _, err := New(nft2, Options{}).Apply(ctx, step); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := normalize(s1.List(t, "firewall", false)), normalize(s2.List(t, "firewall", false)); got != want {
+			t.Errorf("step %d: netlink delta differs from full apply:\n--- netlink\n%s\n--- full\n%s", i, got, want)
+		}
 	}
 }

@@ -100,3 +100,14 @@ func (s *scratch) Exec(t testing.TB, args ...string) string {
 	}
 	return string(out)
 }
+
+// Netlink lists the table inside the namespace.
+func (s *scratch) Netlink(t testing.TB, table string) *Netlink {
+	t.Helper()
+	l, err := NewNetlink(table, "/var/run/netns/"+s.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}

@@ -34,10 +34,17 @@ func addFull(tx *knftables.Transaction, r *ruleset.Ruleset, existing Inventory) 
 		tx.Add(counterObject(c))
 	}
 	wantChains, _, wantCounters := names(r)
-	// Flush every chain first: nothing may reference a set or chain deleted below.
+	existingChains := make(map[string]bool, len(existing.Chains))
+	for _, name := range existing.Chains {
+		existingChains[name] = true
+	}
+	// Flush every existing chain first: nothing may reference a set or chain deleted below.
+	// A chain the table does not hold yet starts empty (thousands of flushes less).
 	for _, c := range r.Chains {
 		tx.Add(chainObject(c))
-		tx.Flush(chainObject(c))
+		if existingChains[c.Name] {
+			tx.Flush(chainObject(c))
+		}
 	}
 	for _, name := range existing.Chains {
 		if !wantChains[name] {
@@ -158,23 +165,55 @@ func addDelta(tx *knftables.Transaction, old, r *ruleset.Ruleset) error {
 }
 
 func diffElements(old, want []ruleset.Element) (removed, added []ruleset.Element) {
-	oldSet := make(map[string]bool, len(old))
-	for _, e := range old {
-		oldSet[e.String()] = true
+	// Most maps do not change; comparing in order is far cheaper than building keys.
+	if slices.EqualFunc(old, want, func(a, b ruleset.Element) bool { return a.Value == b.Value && slices.Equal(a.Key, b.Key) }) {
+		return nil, nil
 	}
-	wantSet := make(map[string]bool, len(want))
+	oldSet := make(map[elementID]bool, len(old))
+	for _, e := range old {
+		oldSet[idOf(e)] = true
+	}
+	wantSet := make(map[elementID]bool, len(want))
 	for _, e := range want {
-		wantSet[e.String()] = true
-		if !oldSet[e.String()] {
+		id := idOf(e)
+		wantSet[id] = true
+		if !oldSet[id] {
 			added = append(added, e)
 		}
 	}
 	for _, e := range old {
-		if !wantSet[e.String()] {
+		if !wantSet[idOf(e)] {
 			removed = append(removed, e)
 		}
 	}
 	return removed, added
+}
+
+// elementID identifies an element without building a string; keys have at most four
+// fields (the services map), longer ones fall back to the element's text.
+type elementID struct {
+	k0, k1, k2, k3, value string
+}
+
+func idOf(e ruleset.Element) elementID {
+	var id elementID
+	switch len(e.Key) {
+	case 4:
+		id.k3 = e.Key[3]
+		fallthrough
+	case 3:
+		id.k2 = e.Key[2]
+		fallthrough
+	case 2:
+		id.k1 = e.Key[1]
+		fallthrough
+	case 1:
+		id.k0 = e.Key[0]
+	default:
+		return elementID{k0: e.String()}
+	}
+	id.value = e.Value
+	return id
 }
 
 func names(r *ruleset.Ruleset) (chains, sets, counters map[string]bool) {

@@ -24,15 +24,29 @@ func resolve(in []owned) []owned {
 		return nil
 	}
 	sorted := slices.Clone(in)
-	slices.SortFunc(sorted, func(a, b owned) int {
-		switch {
-		case a.lo.less(b.lo):
-			return -1
-		case b.lo.less(a.lo):
-			return 1
-		}
-		return a.owner - b.owner
-	})
+	slices.SortFunc(sorted, compareOwned)
+	return resolveSorted(sorted)
+}
+
+// compareOwned orders spans by start, then owner.
+func compareOwned(a, b owned) int {
+	switch {
+	case a.lo.less(b.lo):
+		return -1
+	case b.lo.less(a.lo):
+		return 1
+	}
+	return a.owner - b.owner
+}
+
+// resolveSorted is resolve for input sorted by compareOwned.
+func resolveSorted(sorted []owned) []owned {
+	if len(sorted) == 0 {
+		return nil
+	}
+	if out, ok := resolveDisjoint(sorted); ok {
+		return out
+	}
 	// Every segment starts at a span start or right after a span end.
 	starts := make([]num, 0, 2*len(sorted))
 	for _, s := range sorted {
@@ -80,6 +94,24 @@ func resolve(in []owned) []owned {
 	return out
 }
 
+// resolveDisjoint is the common case (CIDRs of different objects rarely overlap): sorted
+// spans that do not overlap only need neighbours of the same owner merged. ok is false at
+// the first overlap.
+func resolveDisjoint(sorted []owned) ([]owned, bool) {
+	out := make([]owned, 0, len(sorted))
+	for i, s := range sorted {
+		if i > 0 && !sorted[i-1].hi.less(s.lo) {
+			return nil, false
+		}
+		if n := len(out); n > 0 && out[n-1].owner == s.owner && out[n-1].hi.next() == s.lo {
+			out[n-1].hi = s.hi
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
 // ownerHeap pops the lowest owner first.
 type ownerHeap []owned
 
@@ -121,27 +153,54 @@ func resolvePorts(entries []portEntry) []portAtom {
 	slices.Sort(starts)
 	starts = slices.Compact(starts)
 
+	// Sort every span once; an atom then filters the spans of its active entries in order
+	// instead of sorting them again (many atoms share most of their entries).
+	type entrySpan struct {
+		owned
+		entry int
+	}
+	var all []entrySpan
+	for i, e := range sorted {
+		for _, sp := range e.spans {
+			all = append(all, entrySpan{owned: sp, entry: i})
+		}
+	}
+	slices.SortFunc(all, func(a, b entrySpan) int { return compareOwned(a.owned, b.owned) })
+	active := make([]bool, len(sorted))
+	activeSpans := 0
+
 	var out []portAtom
-	var active []portEntry
+	var open []int // indexes into sorted of the active entries
 	next := 0
 	for i, start := range starts {
 		if start > 65535 {
 			break
 		}
 		for next < len(sorted) && int(sorted[next].first) <= start {
-			active = append(active, sorted[next])
+			open = append(open, next)
+			active[next] = true
+			activeSpans += len(sorted[next].spans)
 			next++
 		}
-		active = slices.DeleteFunc(active, func(e portEntry) bool { return int(e.last) < start })
-		if len(active) == 0 {
+		open = slices.DeleteFunc(open, func(e int) bool {
+			if int(sorted[e].last) < start {
+				active[e] = false
+				activeSpans -= len(sorted[e].spans)
+				return true
+			}
+			return false
+		})
+		if len(open) == 0 {
 			continue
 		}
 		end := starts[i+1] - 1 // a start > every last always follows, so i+1 exists
-		var spans []owned
-		for _, e := range active {
-			spans = append(spans, e.spans...)
+		spans := make([]owned, 0, activeSpans)
+		for _, sp := range all {
+			if active[sp.entry] {
+				spans = append(spans, sp.owned)
+			}
 		}
-		resolved := resolve(spans)
+		resolved := resolveSorted(spans)
 		if n := len(out); n > 0 && int(out[n-1].last)+1 == start && slices.Equal(out[n-1].spans, resolved) {
 			out[n-1].last = uint16(end)
 			continue
@@ -149,4 +208,96 @@ func resolvePorts(entries []portEntry) []portAtom {
 		out = append(out, portAtom{first: uint16(start), last: uint16(end), spans: resolved})
 	}
 	return out
+}
+
+// rect is one map element: an address span on a port range, owned by one object.
+type rect struct {
+	owned
+	first, last uint16
+}
+
+// resolveRects turns port entries into disjoint rectangles (address span x port range) with
+// the same owners resolvePorts would give every (address, port). Only addresses covered by
+// more than one span need splitting: spans that overlap no other span keep their port range
+// whole, so objects with distinct CIDRs get one element per port range instead of one per
+// port atom of all objects together.
+func resolveRects(entries []portEntry) []rect {
+	var items []rect
+	for _, e := range entries {
+		for _, s := range e.spans {
+			items = append(items, rect{owned: s, first: e.first, last: e.last})
+		}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	slices.SortFunc(items, func(a, b rect) int { return compareOwned(a.owned, b.owned) })
+
+	var out []rect
+	flush := func(group []rect) {
+		if len(group) == 1 || (len(group) <= 8 && !conflicting(group)) {
+			// Overlapping addresses on disjoint ports (one object's CIDR on several
+			// ports) need no splitting either.
+			out = append(out, group...)
+			return
+		}
+		sub := make([]portEntry, len(group))
+		for i, it := range group {
+			sub[i] = portEntry{first: it.first, last: it.last, spans: []owned{it.owned}}
+		}
+		for _, atom := range resolvePorts(sub) {
+			for _, s := range atom.spans {
+				out = append(out, rect{owned: s, first: atom.first, last: atom.last})
+			}
+		}
+	}
+	// Groups of spans connected by address overlap; a span that starts after the highest end
+	// so far starts a new group.
+	start, maxHi := 0, items[0].hi
+	for i := 1; i < len(items); i++ {
+		if maxHi.less(items[i].lo) {
+			flush(items[start:i])
+			start, maxHi = i, items[i].hi
+			continue
+		}
+		if maxHi.less(items[i].hi) {
+			maxHi = items[i].hi
+		}
+	}
+	flush(items[start:])
+
+	// Merge address neighbours with the same owner and ports, then order by ports.
+	slices.SortFunc(out, func(a, b rect) int {
+		switch {
+		case a.first != b.first:
+			return int(a.first) - int(b.first)
+		case a.last != b.last:
+			return int(a.last) - int(b.last)
+		}
+		return compareOwned(a.owned, b.owned)
+	})
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 {
+			p := &merged[n-1]
+			if p.first == r.first && p.last == r.last && p.owner == r.owner && p.hi.next() == r.lo {
+				p.hi = r.hi
+				continue
+			}
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}
+
+// conflicting tells whether two rectangles of a small group overlap in addresses and ports.
+func conflicting(group []rect) bool {
+	for i, a := range group {
+		for _, b := range group[i+1:] {
+			if a.first <= b.last && b.first <= a.last && !a.hi.less(b.lo) && !b.hi.less(a.lo) {
+				return true
+			}
+		}
+	}
+	return false
 }

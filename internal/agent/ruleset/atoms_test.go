@@ -1,6 +1,7 @@
 package ruleset
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -92,5 +93,58 @@ func TestResolvePorts(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"80-90:1", "91-100:1"}) {
 		t.Errorf("got %v", got)
+	}
+}
+
+// resolveRects must give every (address, port) the owner the lowest-indexed covering entry
+// has, with rectangles that never overlap (the kernel rejects overlapping elements).
+func TestResolveRectsMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 300 {
+		var entries []portEntry
+		for owner := range 1 + rng.IntN(6) {
+			for range 1 + rng.IntN(3) {
+				first := uint16(rng.IntN(20))
+				last := first + uint16(rng.IntN(6))
+				var spans []owned
+				for range 1 + rng.IntN(3) {
+					lo := uint64(rng.IntN(60))
+					spans = append(spans, owned{span: span{lo: num{lo: lo}, hi: num{lo: lo + uint64(rng.IntN(12))}}, owner: owner})
+				}
+				entries = append(entries, portEntry{first: first, last: last, spans: spans})
+			}
+		}
+		rects := resolveRects(entries)
+		for i, a := range rects {
+			for _, b := range rects[i+1:] {
+				if a.first <= b.last && b.first <= a.last && !a.hi.less(b.lo) && !b.hi.less(a.lo) {
+					t.Fatalf("round %d: overlapping elements %+v and %+v", round, a, b)
+				}
+			}
+		}
+		for addr := uint64(0); addr < 80; addr++ {
+			for port := uint16(0); port < 30; port++ {
+				want := -1
+				for _, e := range entries {
+					if port < e.first || port > e.last {
+						continue
+					}
+					for _, s := range e.spans {
+						if s.lo.lo <= addr && addr <= s.hi.lo && (want == -1 || s.owner < want) {
+							want = s.owner
+						}
+					}
+				}
+				got := -1
+				for _, r := range rects {
+					if port >= r.first && port <= r.last && r.lo.lo <= addr && addr <= r.hi.lo {
+						got = r.owner
+					}
+				}
+				if got != want {
+					t.Fatalf("round %d: address %d port %d owned by %d, want %d", round, addr, port, got, want)
+				}
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/palisade-fw/palisade/internal/agent/model"
 )
@@ -70,47 +71,97 @@ type Options struct {
 // Render builds the ruleset for a snapshot. Objects are expected to be valid (see
 // model.Compose); everything user-provided enters as typed values or sanitized names.
 func Render(snap model.Snapshot, opts Options) *Ruleset {
+	policies, services := sortedPolicies(snap.Policies), sortedServices(snap.Services)
+	var pol, svc objectPart
+	var wg sync.WaitGroup
+	wg.Go(func() { pol = renderPolicies(policies, snap.Firewall.LogAccepted) })
+	svc = renderServices(services, snap.Firewall.LogAccepted)
+	wg.Wait()
+	return assemble(opts, snap.Firewall, services, pol, svc)
+}
+
+func sortedPolicies(in []model.Policy) []model.Policy {
+	out := slices.Clone(in)
+	model.SortByKey(out, func(p model.Policy) model.ObjectKey { return p.Key })
+	return out
+}
+
+func sortedServices(in []model.Service) []model.Service {
+	out := slices.Clone(in)
+	model.SortByKey(out, func(s model.Service) model.ObjectKey { return s.Key })
+	return out
+}
+
+// objectPart is what the policies (or the services) contribute: one chain and counter per
+// object and two maps per address family (egress and ingress, or services and node ports).
+type objectPart struct {
+	chains   []Chain
+	counters []Counter
+	maps     [2][2]Set // [family][which]
+}
+
+func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
+	var part objectPart
+	names := make([]string, len(policies))
+	for i, p := range policies {
+		names[i] = objectName("cwnp", p.Key)
+		what := "ClusterwideNetworkPolicy " + p.Key.String()
+		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
+		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+	}
+	// The maps are independent of each other; building them concurrently cuts the time of a
+	// large ruleset on more than one core.
+	var wg sync.WaitGroup
+	for fi, f := range families {
+		wg.Go(func() {
+			part.maps[fi][0] = policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Egress })
+		})
+		wg.Go(func() {
+			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
+		})
+	}
+	wg.Wait()
+	return part
+}
+
+func renderServices(services []model.Service, logAccepted bool) objectPart {
+	var part objectPart
+	names := make([]string, len(services))
+	for i, s := range services {
+		names[i] = objectName("svc", s.Key)
+		what := "Service " + s.Key.String()
+		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
+		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+	}
+	for fi, f := range families {
+		part.maps[fi][0] = servicesMap(f, services, names)
+		part.maps[fi][1] = nodePortsMap(f, services, names)
+	}
+	return part
+}
+
+// assemble puts the firewall-wide objects and the two parts together in the fixed order:
+// base chains, policy chains, service chains; per family the address sets, the CWNP maps, the
+// service maps; object counters, then the fixed ones.
+func assemble(opts Options, fw model.Firewall, services []model.Service, pol, svc objectPart) *Ruleset {
 	if opts.Table == "" {
 		opts.Table = DefaultTable
 	}
-	policies := slices.Clone(snap.Policies)
-	slices.SortFunc(policies, func(a, b model.Policy) int { return strings.Compare(a.Key.String(), b.Key.String()) })
-	services := slices.Clone(snap.Services)
-	slices.SortFunc(services, func(a, b model.Service) int { return strings.Compare(a.Key.String(), b.Key.String()) })
-
 	r := &Ruleset{Table: opts.Table}
-	fw := snap.Firewall
-
-	policyChains := make([]string, len(policies))
-	for i, p := range policies {
-		policyChains[i] = objectName("cwnp", p.Key)
-	}
-	serviceChains := make([]string, len(services))
-	for i, s := range services {
-		serviceChains[i] = objectName("svc", s.Key)
-	}
-
 	r.Chains = append(r.Chains, forwardChain(), postroutingChain(fw), accountingChain(), rateLimitChain(fw))
-	for _, f := range families {
+	r.Chains = append(r.Chains, pol.chains...)
+	r.Chains = append(r.Chains, svc.chains...)
+	lb := lbIPs(services)
+	for fi, f := range families {
 		r.Sets = append(r.Sets,
 			addressSet(SetCluster+f.suffix, "cluster prefixes", f, fw.ClusterPrefixes, nil),
 			addressSet(SetInternal+f.suffix, "internal prefixes", f, fw.InternalPrefixes, nil),
-			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lbIPs(services)),
-			policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, policyChains, func(p model.Policy) []model.Rule { return p.Egress }),
-			policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, policyChains, func(p model.Policy) []model.Rule { return p.Ingress }),
-			servicesMap(f, services, serviceChains),
-			nodePortsMap(f, services, serviceChains),
+			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lb),
+			pol.maps[fi][0], pol.maps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
 		)
 	}
-
-	for i, p := range policies {
-		r.Chains = append(r.Chains, objectChain(policyChains[i], "ClusterwideNetworkPolicy "+p.Key.String(), fw.LogAccepted))
-		r.Counters = append(r.Counters, Counter{Name: policyChains[i], Comment: comment("ClusterwideNetworkPolicy " + p.Key.String())})
-	}
-	for i, s := range services {
-		r.Chains = append(r.Chains, objectChain(serviceChains[i], "Service "+s.Key.String(), fw.LogAccepted))
-		r.Counters = append(r.Counters, Counter{Name: serviceChains[i], Comment: comment("Service " + s.Key.String())})
-	}
+	r.Counters = append(r.Counters, pol.counters...)
+	r.Counters = append(r.Counters, svc.counters...)
 	for _, name := range []string{CounterEstablished, CounterInvalid, CounterDropped, CounterRateLimit} {
 		r.Counters = append(r.Counters, Counter{Name: name})
 	}
@@ -268,13 +319,22 @@ func policyMap(name, what string, f family, policies []model.Policy, chains []st
 			}
 		}
 	}
-	for _, proto := range model.Protocols {
-		for _, atom := range resolvePorts(byProto[proto]) {
-			ports := formatPorts(atom.first, atom.last)
-			for _, o := range atom.spans {
-				m.Elements = append(m.Elements, Element{Key: []string{o.format(f.v4), proto.String(), ports}, Value: "goto " + chains[o.owner]})
+	// Protocols resolve independently (and concurrently); elements stay in protocol order.
+	perProto := make([][]Element, len(model.Protocols))
+	var wg sync.WaitGroup
+	for i, proto := range model.Protocols {
+		wg.Go(func() {
+			rects := resolveRects(byProto[proto])
+			elems := make([]Element, 0, len(rects))
+			for _, r := range rects {
+				elems = append(elems, Element{Key: []string{r.format(f.v4), proto.String(), formatPorts(r.first, r.last)}, Value: "goto " + chains[r.owner]})
 			}
-		}
+			perProto[i] = elems
+		})
+	}
+	wg.Wait()
+	for _, elems := range perProto {
+		m.Elements = append(m.Elements, elems...)
 	}
 	return m
 }

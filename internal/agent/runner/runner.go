@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +26,22 @@ type Applier interface {
 // ruleset holding the accepted objects is in the kernel.
 type Reporter interface {
 	Report(ctx context.Context, verdicts []model.Verdict, applied bool)
+}
+
+// SyncResult is what one sync did with which firewall part, for status reports.
+type SyncResult struct {
+	Firewall model.Firewall
+	// Applied is true when the kernel holds the ruleset of this firewall part (also when
+	// nothing had to change); false when the apply failed or dryRun kept it from the kernel.
+	Applied bool
+	Err     error
+	DryRun  bool
+	Time    time.Time
+}
+
+// SyncObserver is told about every sync (not about syncs that waited for sources).
+type SyncObserver interface {
+	Synced(ctx context.Context, res SyncResult)
 }
 
 // Parts says which contributions must arrive before the first apply.
@@ -51,13 +69,23 @@ type Runner struct {
 	opts     Options
 	required Parts
 
-	mu        sync.Mutex
-	firewall  *model.Firewall
-	policies  []model.PolicyInput
-	services  []model.ServiceInput
-	havePols  bool
-	haveSvcs  bool
-	reporters []Reporter
+	mu       sync.Mutex
+	firewall *model.Firewall
+	policies []model.PolicyInput
+	services []model.ServiceInput
+	havePols bool
+	haveSvcs bool
+	renderer *ruleset.Renderer
+	// The composed halves are kept until their inputs (or the firewall) change, so that a
+	// change to one side neither re-parses nor re-renders the other.
+	composedPols []model.Policy
+	polVerdicts  []model.Verdict
+	polsDirty    bool
+	composedSvcs []model.Service
+	svcVerdicts  []model.Verdict
+	svcsDirty    bool
+	reporters    []Reporter
+	observers    []SyncObserver
 
 	trigger chan struct{}
 }
@@ -73,7 +101,8 @@ func New(applier Applier, required Parts, opts Options) *Runner {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Runner{applier: applier, required: required, opts: opts, trigger: make(chan struct{}, 1)}
+	return &Runner{applier: applier, required: required, opts: opts, trigger: make(chan struct{}, 1),
+		renderer: ruleset.NewRenderer(ruleset.Options{Table: opts.Table}), polsDirty: true, svcsDirty: true}
 }
 
 // AddReporter registers a receiver of verdicts.
@@ -83,10 +112,22 @@ func (r *Runner) AddReporter(rep Reporter) {
 	r.reporters = append(r.reporters, rep)
 }
 
+// AddObserver registers a receiver of sync results.
+func (r *Runner) AddObserver(o SyncObserver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observers = append(r.observers, o)
+}
+
 // SetFirewall replaces the firewall part.
 func (r *Runner) SetFirewall(fw model.Firewall) {
 	r.mu.Lock()
+	if r.firewall != nil && reflect.DeepEqual(*r.firewall, fw) {
+		r.mu.Unlock() // e.g. a status-only update of the seed Firewall: nothing to do
+		return
+	}
 	r.firewall = &fw
+	r.polsDirty, r.svcsDirty = true, true // allowedNetworks and logging apply to both
 	r.mu.Unlock()
 	r.Notify()
 }
@@ -94,7 +135,7 @@ func (r *Runner) SetFirewall(fw model.Firewall) {
 // SetPolicies replaces all policies.
 func (r *Runner) SetPolicies(p []model.PolicyInput) {
 	r.mu.Lock()
-	r.policies, r.havePols = p, true
+	r.policies, r.havePols, r.polsDirty = p, true, true
 	r.mu.Unlock()
 	r.Notify()
 }
@@ -102,7 +143,7 @@ func (r *Runner) SetPolicies(p []model.PolicyInput) {
 // SetServices replaces all services.
 func (r *Runner) SetServices(s []model.ServiceInput) {
 	r.mu.Lock()
-	r.services, r.haveSvcs = s, true
+	r.services, r.haveSvcs, r.svcsDirty = s, true, true
 	r.mu.Unlock()
 	r.Notify()
 }
@@ -130,8 +171,17 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 	if r.firewall == nil || (r.required.Policies && !r.havePols) || (r.required.Services && !r.haveSvcs) {
 		return nil, nil, model.Firewall{}, ErrNotReady
 	}
-	snap, verdicts := model.Compose(*r.firewall, r.policies, r.services)
-	return ruleset.Render(snap, ruleset.Options{Table: r.opts.Table}), verdicts, *r.firewall, nil
+	if r.polsDirty {
+		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, r.policies)
+		r.polsDirty = false
+	}
+	if r.svcsDirty {
+		r.composedSvcs, r.svcVerdicts = model.ComposeServices(*r.firewall, r.services)
+		r.svcsDirty = false
+	}
+	snap := model.Snapshot{Firewall: *r.firewall, Policies: r.composedPols, Services: r.composedSvcs}
+	verdicts := append(slices.Clone(r.polVerdicts), r.svcVerdicts...)
+	return r.renderer.Render(snap), verdicts, *r.firewall, nil
 }
 
 // Sync renders and applies once and reports verdicts.
@@ -147,11 +197,22 @@ func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
 	if fw.DryRun {
 		r.opts.Log.Info("firewall spec has dryRun set; ruleset rendered but not applied")
 		r.report(ctx, verdicts, false)
+		r.observe(ctx, SyncResult{Firewall: fw, DryRun: true, Time: time.Now()})
 		return out, nil
 	}
 	out.Result, err = r.applier.Apply(ctx, rs)
 	r.report(ctx, verdicts, err == nil)
+	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now()})
 	return out, err
+}
+
+func (r *Runner) observe(ctx context.Context, res SyncResult) {
+	r.mu.Lock()
+	obs := append([]SyncObserver(nil), r.observers...)
+	r.mu.Unlock()
+	for _, o := range obs {
+		o.Synced(ctx, res)
+	}
 }
 
 func (r *Runner) report(ctx context.Context, verdicts []model.Verdict, applied bool) {
@@ -206,7 +267,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if out.Result.Changed {
 			st := out.Ruleset.Stats()
 			r.opts.Log.Info("ruleset applied", "full", out.Result.Full, "operations", out.Result.Operations,
-				"check", out.Result.Check, "apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
+				"netlink", out.Result.Netlink, "apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/fields"
@@ -52,7 +53,7 @@ func (s Seed) Run(ctx context.Context, r *runner.Runner) error {
 			s.Log.Warn("firewall not readable from the seed; keeping the current ruleset", "namespace", s.Namespace, "name", s.Name, "err", err)
 			return
 		}
-		r.SetFirewall(model.ParseFirewall(FirewallSpec(&fw)))
+		r.SetFirewall(Firewall(&fw))
 	}
 	inf, err := c.GetInformer(ctx, &v2.Firewall{})
 	if err != nil {
@@ -78,4 +79,18 @@ func (s Seed) Run(ctx context.Context, r *runner.Runner) error {
 	case err := <-errs:
 		return err
 	}
+}
+
+// Firewall parses the Firewall's spec and carries its generation, requested distance and
+// own AS (from the private primary network) along for status reports.
+func Firewall(fw *v2.Firewall) model.Firewall {
+	out := model.ParseFirewall(FirewallSpec(fw))
+	out.Generation = fw.Generation
+	out.Distance = uint8(fw.Distance)
+	for _, n := range fw.Status.FirewallNetworks {
+		if n.ASN != nil && n.NetworkType != nil && strings.HasPrefix(*n.NetworkType, "privateprimary") {
+			out.ASN = *n.ASN
+		}
+	}
+	return out
 }

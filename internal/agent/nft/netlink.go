@@ -1,0 +1,159 @@
+package nft
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	gnftables "github.com/google/nftables"
+	"sigs.k8s.io/knftables"
+)
+
+// Lister reads what the kernel holds in the agent's table.
+type Lister interface {
+	// Inventory names the table's chains, sets, maps and counters; a missing table is empty.
+	Inventory(ctx context.Context) (Inventory, error)
+}
+
+// CounterValue is what a named counter counted so far.
+type CounterValue struct {
+	Packets, Bytes uint64
+}
+
+// jsonLister lists through `nft --json --terse list table` (knftables ListAll). It works
+// everywhere nft does but costs 0.3-0.6 s at 3,000 chains.
+type jsonLister struct{ nft knftables.Interface }
+
+func (l jsonLister) Inventory(ctx context.Context) (Inventory, error) {
+	all, err := l.nft.ListAll(ctx)
+	if err != nil {
+		if knftables.IsNotFound(err) {
+			return Inventory{}, nil
+		}
+		return Inventory{}, fmt.Errorf("listing the table: %w", err)
+	}
+	return Inventory{Chains: all["chain"], Sets: all["set"], Maps: all["map"], Counters: all["counter"]}, nil
+}
+
+// Netlink talks to the kernel directly: it lists names and counter values without rules or
+// set elements (a few milliseconds for thousands of objects), and applies element-only
+// changes of concatenated maps in one batch without nft loading the whole map first.
+type Netlink struct {
+	table string
+	netns *os.File // nil: the process's network namespace
+}
+
+// NewNetlink works on the inet table in the caller's network namespace, or in the one at
+// netnsPath (e.g. /var/run/netns/NAME) when set.
+func NewNetlink(table, netnsPath string) (*Netlink, error) {
+	l := &Netlink{table: table}
+	if netnsPath != "" {
+		f, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("network namespace: %w", err)
+		}
+		l.netns = f
+	}
+	return l, nil
+}
+
+// Close releases the namespace handle.
+func (l *Netlink) Close() error {
+	if l.netns != nil {
+		return l.netns.Close()
+	}
+	return nil
+}
+
+func (l *Netlink) conn() (*gnftables.Conn, error) {
+	var opts []gnftables.ConnOption
+	if l.netns != nil {
+		opts = append(opts, gnftables.WithNetNSFd(int(l.netns.Fd())))
+	}
+	return gnftables.New(opts...)
+}
+
+// table returns nil when the table does not exist.
+func (l *Netlink) lookup(c *gnftables.Conn) (*gnftables.Table, error) {
+	tables, err := c.ListTablesOfFamily(gnftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("listing tables over netlink: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == l.table {
+			return t, nil
+		}
+	}
+	return nil, nil
+}
+
+// Inventory implements Lister.
+func (l *Netlink) Inventory(context.Context) (Inventory, error) {
+	c, err := l.conn()
+	if err != nil {
+		return Inventory{}, err
+	}
+	t, err := l.lookup(c)
+	if err != nil || t == nil {
+		return Inventory{}, err
+	}
+	var inv Inventory
+	chains, err := c.ListChainsOfTableFamily(gnftables.TableFamilyINet)
+	if err != nil {
+		return Inventory{}, fmt.Errorf("listing chains over netlink: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table != nil && ch.Table.Name == l.table {
+			inv.Chains = append(inv.Chains, ch.Name)
+		}
+	}
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return Inventory{}, fmt.Errorf("listing sets over netlink: %w", err)
+	}
+	for _, s := range sets {
+		if s.Anonymous {
+			continue
+		}
+		if s.IsMap {
+			inv.Maps = append(inv.Maps, s.Name)
+		} else {
+			inv.Sets = append(inv.Sets, s.Name)
+		}
+	}
+	counters, err := l.counters(c, t)
+	if err != nil {
+		return Inventory{}, err
+	}
+	for name := range counters {
+		inv.Counters = append(inv.Counters, name)
+	}
+	return inv, nil
+}
+
+// Counters returns every named counter of the table; a missing table has none.
+func (l *Netlink) Counters(context.Context) (map[string]CounterValue, error) {
+	c, err := l.conn()
+	if err != nil {
+		return nil, err
+	}
+	t, err := l.lookup(c)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	return l.counters(c, t)
+}
+
+func (l *Netlink) counters(c *gnftables.Conn, t *gnftables.Table) (map[string]CounterValue, error) {
+	objs, err := c.GetObjects(t)
+	if err != nil {
+		return nil, fmt.Errorf("listing counters over netlink: %w", err)
+	}
+	out := make(map[string]CounterValue, len(objs))
+	for _, o := range objs {
+		if co, ok := o.(*gnftables.CounterObj); ok {
+			out[co.Name] = CounterValue{Packets: co.Packets, Bytes: co.Bytes}
+		}
+	}
+	return out, nil
+}
