@@ -104,3 +104,15 @@ func IsPaused(annotations map[string]string) bool {
 	}
 	return false
 }
+
+// KubeconfigTokenSecretExtension is the context extension of a generated agent kubeconfig that
+// names the Secret it is kept in (value: KubeconfigTokenSecret as JSON). The agent reads that
+// Secret with the kubeconfig's own token before the token expires and switches to the rotated
+// one, so a long-running firewall never loses its access.
+const KubeconfigTokenSecretExtension = "firewall.metal-stack.io/token-secret"
+
+// KubeconfigTokenSecret is the value of KubeconfigTokenSecretExtension.
+type KubeconfigTokenSecret struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"sigs.k8s.io/knftables"
@@ -16,6 +17,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
+	"github.com/palisade-fw/palisade/internal/agent/source/kube"
 	"github.com/palisade-fw/palisade/internal/agent/source/static"
 )
 
@@ -181,12 +183,28 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.hub != nil {
 		go func() { errs <- a.hub.Run(ctx) }()
 	}
+	// Generated kubeconfigs carry bound tokens that expire: follow their rotation.
+	for _, path := range a.kubeconfigs() {
+		refresher := &kube.TokenRefresher{Path: path, Log: a.log}
+		go func() { _ = refresher.Run(ctx) }()
+	}
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-errs:
 		return err
 	}
+}
+
+// kubeconfigs returns the distinct kubeconfig files of the seed and shoot sources.
+func (a *Agent) kubeconfigs() []string {
+	var paths []string
+	for _, s := range []*config.KubeSource{a.cfg.Sources.Seed, a.cfg.Sources.Shoot} {
+		if s != nil && s.Kubeconfig != "" && !slices.Contains(paths, s.Kubeconfig) {
+			paths = append(paths, s.Kubeconfig)
+		}
+	}
+	return paths
 }
 
 // Once waits until every source has delivered, applies once and returns.

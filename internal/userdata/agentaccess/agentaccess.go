@@ -89,6 +89,7 @@ func (a *AgentAccess) Ensure(ctx context.Context, deploy *v2.FirewallDeployment)
 // ensureSecret writes the kubeconfig into the keys of Secret name unless the stored one is
 // current, and returns when it must be refreshed.
 func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeployment, sa *corev1.ServiceAccount, name string, keys []string, params kubeconfigParams) (time.Time, error) {
+	params.Secret, params.Key = name, keys[0]
 	secret := &corev1.Secret{}
 	err := a.Client.Get(ctx, client.ObjectKey{Namespace: deploy.Namespace, Name: name}, secret)
 	exists := err == nil

@@ -1,10 +1,15 @@
 package agentaccess
 
 import (
+	"encoding/json"
 	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
 )
 
 // kubeconfigParams is everything in a generated kubeconfig but the token.
@@ -13,6 +18,8 @@ type kubeconfigParams struct {
 	CAData    []byte
 	Namespace string
 	User      string
+	// Secret and Key name where the kubeconfig is stored, for the agent's token refresh.
+	Secret, Key string
 }
 
 // buildKubeconfig renders a kubeconfig. Cluster and context are named after the namespace: the
@@ -23,6 +30,15 @@ func buildKubeconfig(p kubeconfigParams, token string) ([]byte, error) {
 	cfg.Clusters[p.Namespace] = &clientcmdapi.Cluster{Server: p.Server, CertificateAuthorityData: p.CAData}
 	cfg.AuthInfos[p.User] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts[p.Namespace] = &clientcmdapi.Context{Cluster: p.Namespace, AuthInfo: p.User, Namespace: p.Namespace}
+	if p.Secret != "" {
+		raw, err := json.Marshal(v2.KubeconfigTokenSecret{Name: p.Secret, Key: p.Key})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Contexts[p.Namespace].Extensions = map[string]runtime.Object{
+			v2.KubeconfigTokenSecretExtension: &runtime.Unknown{Raw: raw, ContentType: runtime.ContentTypeJSON},
+		}
+	}
 	cfg.CurrentContext = p.Namespace
 	b, err := clientcmd.Write(*cfg)
 	if err != nil {
