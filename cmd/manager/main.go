@@ -47,6 +47,8 @@ func run() error {
 		enableWebhooks                    bool
 		webhookService, podNamespace      string
 		agentCAFile                       string
+		kubeQPS                           float64
+		kubeBurst                         int
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -69,6 +71,8 @@ func run() error {
 	fs.DurationVar(&opts.SafetyBackoff, "safety-backoff", opts.SafetyBackoff, "Least time between two new FirewallSets of one deployment.")
 	fs.DurationVar(&opts.Firewall.RunningPoll, "metal-poll-interval", opts.Firewall.RunningPoll, "How often running firewalls are checked in metal-api (one request per project and partition).")
 	fs.DurationVar(&opts.Firewall.CreatingPoll, "metal-poll-interval-creating", opts.Firewall.CreatingPoll, "How often provisioning firewalls are checked.")
+	fs.Float64Var(&kubeQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API server (a fleet roll is bound by it; see docs/benchmarks.md).")
+	fs.IntVar(&kubeBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API server.")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", opts.MaxConcurrentReconciles, "Parallel reconciles per controller.")
 	fs.StringVar(&opts.Agent.APIServerURL, "agent-api-server-url", "", "API server URL written into generated agent kubeconfigs; it must be reachable from the firewalls (default: the manager's own).")
 	fs.StringVar(&agentCAFile, "agent-api-server-ca-file", "", "CA bundle written into generated agent kubeconfigs (default: the manager's own CA).")
@@ -121,7 +125,9 @@ func run() error {
 		return fmt.Errorf("metal-api client: %w", err)
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restCfg := ctrl.GetConfigOrDie()
+	restCfg.QPS, restCfg.Burst = float32(kubeQPS), kubeBurst
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  healthAddr,

@@ -62,11 +62,7 @@ var _ = Describe("a FirewallDeployment", func() {
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		old := waitAvailable(d, 1)[0]
 
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Spec.Template.Spec.Image = newImage
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		setImage(d, newImage)
 
 		Eventually(func(g Gomega) {
 			fws := firewallsIn(g, ns)
@@ -105,11 +101,7 @@ var _ = Describe("a FirewallDeployment", func() {
 		d.Spec.Strategy = v2.StrategyRecreate
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		old := waitAvailable(d, 1)[0]
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Spec.Template.Spec.Image = newImage
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		setImage(d, newImage)
 		Eventually(func(g Gomega) {
 			fws := firewallsIn(g, ns)
 			g.Expect(fws).To(HaveLen(1))
@@ -134,12 +126,10 @@ var _ = Describe("a FirewallDeployment", func() {
 		d := deployment(ns, "fw", 1, metalsim.DefaultImage, noAgent)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		fw := waitAvailable(d, 1)[0]
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Spec.Template.Spec.InternalPrefixes = []string{"10.0.0.0/8"}
-			got.Spec.Template.Spec.SSHPublicKeys = []string{metalsim.FakeSSHPublicKey(7, "ops")}
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) {
+			d.Spec.Template.Spec.InternalPrefixes = []string{"10.0.0.0/8"}
+			d.Spec.Template.Spec.SSHPublicKeys = []string{metalsim.FakeSSHPublicKey(7, "ops")}
+		})
 		Eventually(func(g Gomega) {
 			fws := firewallsIn(g, ns)
 			g.Expect(fws).To(HaveLen(1))
@@ -157,17 +147,9 @@ var _ = Describe("a FirewallDeployment", func() {
 		d := deployment(ns, "fw", 1, metalsim.DefaultImage, noAgent)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		first := waitAvailable(d, 1)[0]
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Spec.Replicas = 3
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) { d.Spec.Replicas = 3 })
 		waitAvailable(d, 3)
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Spec.Replicas = 1
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) { d.Spec.Replicas = 1 })
 		Eventually(func(g Gomega) {
 			g.Expect(allocatedIn(ns)).To(HaveLen(1))
 		}).Should(Succeed())
@@ -223,12 +205,10 @@ var _ = Describe("a FirewallDeployment", func() {
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		waitAvailable(d, 1)
 
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			got.Annotations[v2.PausedAnnotation] = "true"
-			got.Spec.Template.Spec.Image = newImage
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) {
+			d.Annotations[v2.PausedAnnotation] = "true"
+			d.Spec.Template.Spec.Image = newImage
+		})
 		Eventually(func(g Gomega) {
 			got := getDeployment(g, d)
 			g.Expect(conditionTrue(got.Status.Conditions, v2.ConditionPaused)).To(BeTrue())
@@ -243,11 +223,7 @@ var _ = Describe("a FirewallDeployment", func() {
 		Expect(allocatedIn(ns)).To(HaveLen(1))
 		Expect(writes()).To(Equal(before), "no allocate, free or update while paused")
 
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			delete(got.Annotations, v2.PausedAnnotation)
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) { delete(d.Annotations, v2.PausedAnnotation) })
 		Eventually(func(g Gomega) {
 			fws := firewallsIn(g, ns)
 			g.Expect(fws).To(HaveLen(1))
@@ -275,15 +251,7 @@ var _ = Describe("a FirewallDeployment", func() {
 		}, 2*time.Second, 500*time.Millisecond).Should(Succeed())
 
 		// The agent reports: rules applied for the current generation, distance configured.
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&fw), &fw)).To(Succeed())
-			applied := true
-			fw.Status.ControllerStatus = &v2.ControllerConnection{
-				ActualVersion: "v2.0.0", Updated: nowTime(), SeedUpdated: nowTime(),
-				ActualDistance: fw.Distance, ObservedGeneration: fw.Generation, RulesApplied: &applied,
-			}
-			g.Expect(k8sClient.Status().Update(ctx, &fw)).To(Succeed())
-		}).Should(Succeed())
+		Eventually(func(g Gomega) { reportAgent(g, &fw) }).Should(Succeed())
 		waitAvailable(d, 1)
 
 		// An agent whose rules fail keeps the firewall not connected.
@@ -303,14 +271,9 @@ var _ = Describe("a FirewallDeployment", func() {
 		}).Should(Succeed())
 
 		// no-controller-connection on the deployment is inherited down to the firewall.
-		Eventually(func(g Gomega) {
-			got := getDeployment(g, d)
-			if got.Annotations == nil {
-				got.Annotations = map[string]string{}
-			}
-			got.Annotations[v2.NoControllerConnectionAnnotation] = "true"
-			g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-		}).Should(Succeed())
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) {
+			d.Annotations[v2.NoControllerConnectionAnnotation] = "true"
+		})
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&fw), &fw)).To(Succeed())
 			g.Expect(fw.Annotations[v2.NoControllerConnectionAnnotation]).To(Equal("true"))

@@ -1,6 +1,10 @@
 // Package manager runs the manager's controllers against the real API server (envtest) and the
 // metal-api simulator over HTTP, and checks whole lifecycles: allocation, rolling updates,
 // pause, faults and deletion.
+//
+// One shared manager reconciles every namespace without the ownManagerLabel. Specs that need
+// their own manager (other timeouts, a restart) label their namespace and start one with
+// startManager, whose namespace selector admits only that label value.
 package manager
 
 import (
@@ -12,8 +16,12 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -26,12 +34,17 @@ import (
 	"github.com/palisade-fw/palisade/internal/testenv"
 )
 
+// ownManagerLabel on a namespace hands it to a manager started by startManager.
+const ownManagerLabel = "test.palisade/manager"
+
 var (
-	env       *envtest.Environment
-	k8sClient client.Client
-	sim       *metalsim.Simulator
-	ctx       context.Context
-	cancel    context.CancelFunc
+	env         *envtest.Environment
+	restConfig  *rest.Config
+	k8sClient   client.Client
+	sim         *metalsim.Simulator
+	metalClient metal.Client
+	ctx         context.Context
+	cancel      context.CancelFunc
 )
 
 func TestManager(t *testing.T) {
@@ -41,6 +54,16 @@ func TestManager(t *testing.T) {
 	RunSpecs(t, "Manager lifecycle")
 }
 
+// testOptions are the shared manager's options: fast polling, no timeouts, no safety backoff.
+func testOptions() manager.Options {
+	opts := manager.DefaultOptions()
+	opts.Firewall.CreatingPoll = 300 * time.Millisecond
+	opts.Firewall.RunningPoll = 2 * time.Second
+	opts.SafetyBackoff = 0
+	opts.Timeouts = fwutil.Timeouts{}
+	return opts
+}
+
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
@@ -48,35 +71,64 @@ var _ = BeforeSuite(func() {
 	var err error
 	e, restCfg, err := testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
-	env = e
+	env, restConfig = e, restCfg
 
 	sim = metalsim.New(metalsim.DefaultConfig())
+	// The specs leave their deployments running; give them room beyond the default pool.
+	_, err = sim.AddPoolMachines(metalsim.DefaultPartition, metalsim.DefaultSize, 40)
+	Expect(err).NotTo(HaveOccurred())
 	url, stop, err := sim.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(stop)
 
-	metalClient, err := metal.New(metal.Config{URL: url, HMACKey: "metal-admin-key", HMACAuthType: metal.AuthTypeAdmin, Timeout: 10 * time.Second})
+	metalClient, err = metal.New(metal.Config{URL: url, HMACKey: "metal-admin-key", HMACAuthType: metal.AuthTypeAdmin, Timeout: 10 * time.Second})
 	Expect(err).NotTo(HaveOccurred())
 
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+	opts := testOptions()
+	opts.NamespaceSelector, err = labels.Parse("!" + ownManagerLabel)
+	Expect(err).NotTo(HaveOccurred())
+	var mgr ctrl.Manager
+	mgr, _ = startManager(opts)
+	k8sClient = mgr.GetClient()
+})
+
+// startManager starts a manager with the suite's simulator and opts; stop cancels it and waits
+// until it has shut down.
+func startManager(opts manager.Options) (ctrl.Manager, func()) {
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 testenv.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// Several managers run in this process, one after the other or side by side.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
-	Expect(err).NotTo(HaveOccurred())
-	opts := manager.DefaultOptions()
-	opts.Firewall.CreatingPoll = 300 * time.Millisecond
-	opts.Firewall.RunningPoll = 2 * time.Second
-	opts.SafetyBackoff = 0
-	opts.Timeouts = fwutil.Timeouts{}
-	Expect(manager.Setup(mgr, metalClient, opts)).To(Succeed())
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	ExpectWithOffset(1, manager.Setup(mgr, metalClient, opts)).To(Succeed())
+	mctx, mcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
+		defer close(done)
+		Expect(mgr.Start(mctx)).To(Succeed())
 	}()
-	k8sClient = mgr.GetClient()
-	Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(ctx) }).Should(BeTrue())
-})
+	EventuallyWithOffset(1, func() bool { return mgr.GetCache().WaitForCacheSync(mctx) }).Should(BeTrue())
+	return mgr, func() {
+		mcancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			Fail("manager did not stop within 60s")
+		}
+	}
+}
+
+// startOwnManager starts a manager for the namespaces labelled ownManagerLabel=id.
+func startOwnManager(id string, opts manager.Options) (ctrl.Manager, func()) {
+	sel, err := labels.Parse(ownManagerLabel + "=" + id)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	opts.NamespaceSelector = sel
+	return startManager(opts)
+}
 
 var _ = AfterSuite(func() {
 	if cancel != nil {
@@ -87,8 +139,32 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// newNamespace creates a namespace for the shared manager.
 func newNamespace(name string) string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-"}}
-	ExpectWithOffset(1, k8sClient.Create(ctx, ns)).To(Succeed())
+	return createNamespace(name, nil)
+}
+
+// newOwnNamespace creates a namespace for the manager started by startOwnManager(id, ...) and
+// waits until that manager's cache has it.
+func newOwnNamespace(name, id string, mgrs ...ctrl.Manager) string {
+	ns := createNamespace(name, map[string]string{ownManagerLabel: id})
+	for _, m := range mgrs {
+		waitForNamespace(m.GetClient(), ns)
+	}
+	return ns
+}
+
+func createNamespace(name string, lbls map[string]string) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Labels: lbls}}
+	ExpectWithOffset(2, k8sClient.Create(ctx, ns)).To(Succeed())
+	// The namespace selector reads namespaces from the cache: an object reconciled before its
+	// namespace reached the cache would be skipped.
+	waitForNamespace(k8sClient, ns.Name)
 	return ns.Name
+}
+
+func waitForNamespace(c client.Client, name string) {
+	EventuallyWithOffset(3, func() error {
+		return c.Get(ctx, client.ObjectKey{Name: name}, &corev1.Namespace{})
+	}).Should(Succeed())
 }

@@ -225,14 +225,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return r.reconcileDelete(ctx, fw, paused)
 	}
 	if controllerutil.AddFinalizer(fw, v2.FirewallFinalizer) {
-		// Metadata-only updates pass no predicate, so come back explicitly.
-		return ctrl.Result{Requeue: true}, r.Client.Update(ctx, fw)
+		// Go on with the updated object: a requeue would wait for the controller's rate limiter
+		// (10/s shared by all firewalls), which dominated creating many firewalls at once.
+		if err := r.Client.Update(ctx, fw); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
 	original := fw.DeepCopy()
 	defer func() {
 		fw.Status.ObservedGeneration = fw.Generation
-		if err := r.Client.Status().Patch(ctx, fw, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+		patch := client.MergeFrom(original)
+		if data, err := patch.Data(fw); err == nil && string(data) == "{}" {
+			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
+		}
+		if err := r.Client.Status().Patch(ctx, fw, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching firewall status: %w", err))
 		}
 	}()

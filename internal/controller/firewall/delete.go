@@ -36,7 +36,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 		}
 	}
 
-	machines, err := r.Fleet.Lookup(ctx, fw, 0)
+	machines, err := r.Fleet.Refresh(ctx, fw)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("looking up machines to free: %w", err)
 	}
@@ -48,7 +48,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 		log.Info("Freed firewall machine", "machine", m.ID)
 		r.event(fw, corev1.EventTypeNormal, "SuccessfulDelete", "Free", "Freed machine %s", m.ID)
 	}
-	r.Fleet.Invalidate(fw)
+	r.Fleet.Store(fw) // freed: none left
 	if err := r.deleteMonitor(ctx, fw); err != nil {
 		return ctrl.Result{}, err
 	}

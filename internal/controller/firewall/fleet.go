@@ -42,7 +42,7 @@ func NewFleet(client metal.Client, now func() time.Time) *Fleet {
 
 // Lookup returns the machines allocated for the firewall (same name and project, managed by us,
 // and not tagged for another namespace), from data at most maxAge old. maxAge 0 forces a fresh
-// request; it is used before every allocation so that a lost response is never allocated twice.
+// request of the whole partition; before an allocation or a free, Refresh asks for the one firewall.
 func (f *Fleet) Lookup(ctx context.Context, fw *v2.Firewall, maxAge time.Duration) ([]*metal.FirewallResponse, error) {
 	key := fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition}
 	entry := f.entry(key)
@@ -72,6 +72,48 @@ func (f *Fleet) Invalidate(fw *v2.Firewall) {
 	entry.mu.Lock()
 	entry.fetched = time.Time{}
 	entry.mu.Unlock()
+}
+
+// Refresh asks metal-api afresh for the firewall's own machines only (by allocation name,
+// project, partition and managed-by tag) and stores the answer in the partition's cache. It is
+// the check before every allocation and free: one small request instead of a find over the whole
+// partition, and the cached partition data stays good for every other firewall.
+func (f *Fleet) Refresh(ctx context.Context, fw *v2.Firewall) ([]*metal.FirewallResponse, error) {
+	machines, err := f.metal.FindFirewalls(ctx, &metal.FirewallFindRequest{
+		AllocationName:    fw.Name,
+		AllocationProject: fw.Spec.Project,
+		PartitionID:       fw.Spec.Partition,
+		Tags:              []string{v2.ManagedByTag + "=" + v2.ManagedByValue},
+	})
+	if err != nil {
+		return nil, err
+	}
+	own := belongingTo(machines, fw)
+	f.Store(fw, own...)
+	return own, nil
+}
+
+// Store replaces the firewall's machines in the cached partition data with machines (none after
+// a free), so that an allocation, update or free is seen by the next lookup without a new find
+// of the whole partition. It waits for a find in flight, so the newer answer wins.
+func (f *Fleet) Store(fw *v2.Firewall, machines ...*metal.FirewallResponse) {
+	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
+	entry.mu.Lock()
+	defer entry.mu.Unlock()
+	if entry.fetched.IsZero() {
+		return // nothing cached: the next lookup fetches anyway
+	}
+	old := map[*metal.FirewallResponse]bool{}
+	for _, m := range belongingTo(entry.machines, fw) {
+		old[m] = true
+	}
+	updated := make([]*metal.FirewallResponse, 0, len(entry.machines)+len(machines))
+	for _, m := range entry.machines {
+		if !old[m] {
+			updated = append(updated, m)
+		}
+	}
+	entry.machines = append(updated, machines...)
 }
 
 func (f *Fleet) entry(key fleetKey) *fleetEntry {

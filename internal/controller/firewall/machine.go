@@ -61,7 +61,7 @@ func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall) (ctr
 		return ctrl.Result{}, renderErr
 	}
 	// Ask metal-api afresh: a previous allocation may have succeeded although its response was lost.
-	if machines, err = r.Fleet.Lookup(ctx, fw, 0); err != nil {
+	if machines, err = r.Fleet.Refresh(ctx, fw); err != nil {
 		return ctrl.Result{}, fmt.Errorf("looking up machine before allocation: %w", err)
 	}
 	if len(machines) > 0 {
@@ -106,12 +106,13 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 	}
 	log.Info("Allocating firewall machine", "size", fw.Spec.Size, "image", fw.Spec.Image, "partition", fw.Spec.Partition)
 	m, err := r.Metal.AllocateFirewall(ctx, req)
-	r.Fleet.Invalidate(fw)
 	if err != nil {
+		r.Fleet.Invalidate(fw)
 		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, fmt.Sprintf("metal-api allocation failed: %v", err))
 		r.event(fw, corev1.EventTypeWarning, "FailedCreate", "Allocate", "Allocating the machine failed: %v", err)
 		return ctrl.Result{}, fmt.Errorf("allocating firewall: %w", err)
 	}
+	r.Fleet.Store(fw, m)
 	fw.Status.UserdataHash = hash
 	r.setCondition(fw, v2.ConditionCreated, true, v2.ReasonCreated, fmt.Sprintf("machine %s allocated", m.ID))
 	r.event(fw, corev1.EventTypeNormal, "SuccessfulCreate", "Allocate", "Allocated machine %s", m.ID)
@@ -170,10 +171,11 @@ func (r *Reconciler) syncMachine(ctx context.Context, fw *v2.Firewall, m *metal.
 	if !changed {
 		return nil
 	}
-	if _, err := r.Metal.UpdateMachine(ctx, update); err != nil {
+	updated, err := r.Metal.UpdateMachine(ctx, update)
+	if err != nil {
 		return fmt.Errorf("updating tags and ssh keys of machine %s: %w", m.ID, err)
 	}
-	r.Fleet.Invalidate(fw)
+	r.Fleet.Store(fw, updated)
 	r.event(fw, corev1.EventTypeNormal, "Synced", "UpdateMachine", "Updated tags or ssh keys of machine %s", m.ID)
 	return nil
 }

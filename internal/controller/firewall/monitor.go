@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,9 +76,13 @@ func (r *Reconciler) reconcileMonitor(ctx context.Context, fw *v2.Firewall, refr
 		if apierrors.IsNotFound(err) { // the namespace went away since we looked
 			wc.ForgetNamespace()
 		}
-	case !equality.Semantic.DeepEqual(desired, current):
-		// A merge patch of what changed only: the agent's controllerStatus is left alone.
-		err = wc.Client.Patch(ctx, desired, client.MergeFrom(current))
+	default:
+		// A merge patch of what changed only: the agent's controllerStatus is left alone. The
+		// comparison is on the serialized form: in-memory timestamps are finer than stored ones.
+		patch := client.MergeFrom(current)
+		if data, perr := patch.Data(desired); perr != nil || string(data) != "{}" {
+			err = wc.Client.Patch(ctx, desired, patch)
+		}
 	}
 	if err != nil {
 		return r.monitorFailed(fw, fmt.Errorf("writing FirewallMonitor %s/%s: %w", key.Namespace, key.Name, err))

@@ -128,7 +128,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		if sets, err := r.ownedSets(ctx, deploy); err == nil {
 			r.setStatus(deploy, sets)
 		}
-		if err := r.Client.Status().Patch(ctx, deploy, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+		patch := client.MergeFrom(original)
+		if data, err := patch.Data(deploy); err == nil && string(data) == "{}" {
+			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
+		}
+		if err := r.Client.Status().Patch(ctx, deploy, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching deployment status: %w", err))
 		}
 	}()

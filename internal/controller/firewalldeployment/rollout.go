@@ -223,7 +223,7 @@ func (r *Reconciler) rollingUpdate(ctx context.Context, deploy *v2.FirewallDeplo
 		}
 	}
 	if !setReady(latest, deploy.Spec.Replicas) {
-		return r.waitForProgress(deploy, latest), nil
+		return r.waitForSet(deploy, latest), nil
 	}
 	if err := r.retireOldSets(ctx, deploy, old); err != nil {
 		return ctrl.Result{}, err
@@ -261,7 +261,7 @@ func (r *Reconciler) recreate(ctx context.Context, deploy *v2.FirewallDeployment
 		r.event(deploy, corev1.EventTypeNormal, "Recreate", "ScaleSet", "Old sets are gone, scaled set %s up", latest.Name)
 	}
 	if !setReady(latest, deploy.Spec.Replicas) {
-		return r.waitForProgress(deploy, latest), nil
+		return r.waitForSet(deploy, latest), nil
 	}
 	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetAvailable, fmt.Sprintf("set %s is available", latest.Name))
 	return ctrl.Result{}, nil
@@ -339,6 +339,17 @@ func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.F
 	}
 	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonFirewallSetUpdated, msg)
 	return ctrl.Result{}
+}
+
+// waitForSet waits for the latest set. When its firewalls are ready and only its status lags
+// behind its spec (a distance or template patch just went out), it looks again shortly instead
+// of relying on the set's next status event alone.
+func (r *Reconciler) waitForSet(deploy *v2.FirewallDeployment, latest *v2.FirewallSet) ctrl.Result {
+	result := r.waitForProgress(deploy, latest)
+	if latest.Status.ReadyReplicas >= deploy.Spec.Replicas && (result.RequeueAfter == 0 || result.RequeueAfter > 2*time.Second) {
+		result.RequeueAfter = 2 * time.Second
+	}
+	return result
 }
 
 func (r *Reconciler) rolloutDone(deploy *v2.FirewallDeployment, latest *v2.FirewallSet) {

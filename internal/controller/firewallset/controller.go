@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,11 @@ type Reconciler struct {
 	Now      func() time.Time
 	// Filter, when set, admits only namespaces it returns true for (--namespace-selector).
 	Filter func(ctx context.Context, namespace string) bool
+
+	// created remembers firewalls created but not yet seen in the cache, per set (a
+	// ReplicaSet's create expectations), so a reconcile on a stale cache creates no extra one.
+	mu      sync.Mutex
+	created map[string]map[string]time.Time
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewallsets,verbs=get;list;watch;update;patch
@@ -90,7 +96,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	original := set.DeepCopy()
 	defer func() {
 		r.setStatus(set, owned)
-		if err := r.Client.Status().Patch(ctx, set, client.MergeFrom(original)); err != nil && !apierrors.IsNotFound(err) {
+		patch := client.MergeFrom(original)
+		if data, err := patch.Data(set); err == nil && string(data) == "{}" {
+			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
+		}
+		if err := r.Client.Status().Patch(ctx, set, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching set status: %w", err))
 		}
 	}()

@@ -20,8 +20,9 @@ import (
 )
 
 // scale syncs the template into every firewall, then creates or deletes firewalls until the set
-// has its replicas. A timed-out firewall is replaced: the new one is created first and the old
-// one deleted once enough firewalls are ready again, so one replica never means zero.
+// has its replicas. A timed-out firewall is replaced: the new one is created first; an old one
+// that was ready once (health timeout) is deleted only once enough firewalls are ready again, so
+// one replica never means zero, one that never became ready (create timeout) at once.
 func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2.Firewall) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	now := r.Now()
@@ -53,12 +54,17 @@ func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2
 		}
 	}
 
-	for n := len(active); n < set.Spec.Replicas; n++ {
+	pending := r.pendingCreates(set, owned)
+	for n := len(active) + pending; n < set.Spec.Replicas; n++ {
 		fw, err := r.create(ctx, set, fwutil.DistanceFor(set.Spec.Distance, n))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		r.expectCreated(set, fw.Name)
 		log.Info("Created firewall", "firewall", fw.Name)
+	}
+	if pending > 0 && recheck == 0 {
+		recheck = time.Second // the watch brings the new firewalls; this is the fallback
 	}
 	for i := set.Spec.Replicas; i < len(active); i++ {
 		if err := r.delete(ctx, set, active[i], "scale down"); err != nil {
@@ -73,11 +79,14 @@ func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2
 		}
 	}
 	for _, fw := range timedOut {
-		if ready < set.Spec.Replicas {
+		v := fwutil.Evaluate(fw, now, r.Timeouts)
+		// Only a firewall that was ready once may still carry traffic and is kept until its
+		// replacement is ready. One that never became ready (create timeout) goes at once:
+		// keeping it would pile up a machine per create timeout while replacements keep failing.
+		if ready < set.Spec.Replicas && v.Health == fwutil.HealthHealthTimeout {
 			log.Info("Keeping timed-out firewall until its replacement is ready", "firewall", fw.Name)
 			continue
 		}
-		v := fwutil.Evaluate(fw, now, r.Timeouts)
 		r.event(set, corev1.EventTypeWarning, string(v.Health), "Replace", "Replacing firewall %s: %s", fw.Name, v.Message)
 		if err := r.delete(ctx, set, fw, string(v.Health)); err != nil {
 			return ctrl.Result{}, err
@@ -155,4 +164,44 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, set *v2.FirewallSet) (
 	original := set.DeepCopy()
 	controllerutil.RemoveFinalizer(set, v2.FirewallSetFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, set, client.MergeFrom(original)))
+}
+
+// createExpiry bounds how long a created firewall that never shows up in the cache is waited for.
+const createExpiry = 30 * time.Second
+
+// pendingCreates counts the firewalls this controller created for the set that the cache does not
+// show yet, and forgets those it shows (or that are older than createExpiry).
+func (r *Reconciler) pendingCreates(set *v2.FirewallSet, owned []*v2.Firewall) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := r.created[string(set.UID)]
+	if len(names) == 0 {
+		return 0
+	}
+	seen := map[string]bool{}
+	for _, fw := range owned {
+		seen[fw.Name] = true
+	}
+	now := r.Now()
+	for name, at := range names {
+		if seen[name] || now.Sub(at) > createExpiry {
+			delete(names, name)
+		}
+	}
+	if len(names) == 0 {
+		delete(r.created, string(set.UID))
+	}
+	return len(names)
+}
+
+func (r *Reconciler) expectCreated(set *v2.FirewallSet, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.created == nil {
+		r.created = map[string]map[string]time.Time{}
+	}
+	if r.created[string(set.UID)] == nil {
+		r.created[string(set.UID)] = map[string]time.Time{}
+	}
+	r.created[string(set.UID)][name] = r.Now()
 }

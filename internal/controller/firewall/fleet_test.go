@@ -1,0 +1,115 @@
+package firewall
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/palisade-fw/palisade/internal/metal/metalsim"
+)
+
+func fleetFixture(t *testing.T) (*metalsim.Simulator, metal.Client, *Fleet) {
+	t.Helper()
+	sim := metalsim.New(metalsim.DefaultConfig())
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	c, err := metal.New(metal.Config{URL: srv.URL, HMACKey: "metal-admin-key", HMACAuthType: metal.AuthTypeAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c, NewFleet(c, nil)
+}
+
+func fleetFirewall(namespace, name string) *v2.Firewall {
+	return &v2.Firewall{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec:       v2.FirewallSpec{Project: metalsim.DefaultProject, Partition: metalsim.DefaultPartition},
+	}
+}
+
+func allocateFor(t *testing.T, c metal.Client, fw *v2.Firewall) *metal.FirewallResponse {
+	t.Helper()
+	auto := true
+	m, err := c.AllocateFirewall(context.Background(), &metal.FirewallCreateRequest{
+		Name: fw.Name, Hostname: fw.Name, ProjectID: fw.Spec.Project, PartitionID: fw.Spec.Partition,
+		SizeID: metalsim.DefaultSize, ImageID: metalsim.DefaultImage, SSHPubKeys: []string{},
+		Tags: []string{v2.ManagedByTag + "=" + v2.ManagedByValue, v2.NamespaceTag + "=" + fw.Namespace},
+		Networks: []metal.MachineAllocationNetwork{
+			{NetworkID: metalsim.DefaultExternalNetwork, AutoAcquire: &auto},
+			{NetworkID: metalsim.DefaultPrivateNetwork, AutoAcquire: &auto},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFleetBatchesAndRefreshesOneFirewall(t *testing.T) {
+	ctx := context.Background()
+	sim, c, fleet := fleetFixture(t)
+	a, b, other := fleetFirewall("ns-a", "fw-a"), fleetFirewall("ns-a", "fw-b"), fleetFirewall("ns-b", "fw-a")
+	finds := func() int { return sim.RequestCount(metal.OpFirewallFind) }
+
+	if got, err := fleet.Lookup(ctx, a, time.Hour); err != nil || len(got) != 0 {
+		t.Fatalf("empty partition: got %v, %v", got, err)
+	}
+	if _, err := fleet.Lookup(ctx, b, time.Hour); err != nil || finds() != 1 {
+		t.Fatalf("a second firewall of the partition must use the cached find, finds = %d, err %v", finds(), err)
+	}
+
+	m := allocateFor(t, c, a)
+	allocateFor(t, c, other) // same name, other namespace
+	if got, _ := fleet.Lookup(ctx, a, time.Hour); len(got) != 0 {
+		t.Fatalf("cached data predates the allocation, got %d machines", len(got))
+	}
+
+	got, err := fleet.Refresh(ctx, a)
+	if err != nil || len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("Refresh: got %v, %v; want machine %s", got, err, m.ID)
+	}
+	before := finds()
+	if got, _ := fleet.Lookup(ctx, a, time.Hour); len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("after Refresh the cached lookup must see the machine, got %v", got)
+	}
+	if got, _ := fleet.Lookup(ctx, other, time.Hour); len(got) != 0 {
+		t.Fatalf("the other namespace's firewall must not see ns-a's machine from the cache, got %v", got)
+	}
+	if finds() != before {
+		t.Fatalf("cached lookups made %d requests", finds()-before)
+	}
+
+	fleet.Store(a) // freed
+	if got, _ := fleet.Lookup(ctx, a, time.Hour); len(got) != 0 {
+		t.Fatalf("after Store with no machines the firewall has none, got %v", got)
+	}
+	fleet.Store(b, m)
+	if got, _ := fleet.Lookup(ctx, b, time.Hour); len(got) != 0 {
+		t.Fatalf("Store keeps only the firewall's own machines, got %v", got)
+	}
+
+	// A fresh full lookup sees everything again.
+	if got, _ := fleet.Lookup(ctx, a, 0); len(got) != 1 {
+		t.Fatalf("maxAge 0 must fetch afresh, got %v", got)
+	}
+}
+
+func TestFleetStoreWithoutCacheIsNoop(t *testing.T) {
+	ctx := context.Background()
+	sim, c, fleet := fleetFixture(t)
+	fw := fleetFirewall("ns-a", "fw-a")
+	m := allocateFor(t, c, fw)
+	fleet.Store(fw) // nothing cached yet: must not pretend the partition is empty
+	got, err := fleet.Lookup(ctx, fw, time.Hour)
+	if err != nil || len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("got %v, %v; want machine %s from a first find", got, err, m.ID)
+	}
+	if n := sim.RequestCount(metal.OpFirewallFind); n != 1 {
+		t.Fatalf("finds = %d, want 1", n)
+	}
+}
