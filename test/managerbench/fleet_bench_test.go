@@ -5,9 +5,9 @@
 //
 // Environment knobs (defaults in brackets): PALISADE_BENCH_DEPLOYMENTS [200],
 // PALISADE_BENCH_NAMESPACES [50], PALISADE_BENCH_REPLICAS [2], PALISADE_BENCH_STEADY [2m]
-// (steady-state window), PALISADE_BENCH_CREATING_POLL [10s, the --metal-poll-interval-creating
-// default], PALISADE_BENCH_RUNNING_POLL [1m], PALISADE_BENCH_KUBE_QPS [20, burst 30: what
-// ctrl.GetConfigOrDie gives cmd/manager], PALISADE_BENCH_LOG (file for the manager's error log),
+// (steady-state window), PALISADE_BENCH_CREATING_POLL [5s, the --metal-poll-interval-creating
+// default], PALISADE_BENCH_RUNNING_POLL [1m], PALISADE_BENCH_KUBE_QPS [50, burst twice that: the
+// cmd/manager defaults], PALISADE_BENCH_LOG (file for the manager's error log),
 // PALISADE_BENCH_REQUEST_DETAIL (count API server writes per resource).
 package managerbench
 
@@ -337,11 +337,11 @@ func runFleet(b *testing.B, deployments, namespaces, replicas int, steady time.D
 		b.Fatal(err)
 	}
 
-	// The manager gets the client-side limits ctrl.GetConfigOrDie gives cmd/manager.
+	// The manager gets cmd/manager's client-side limits (--kube-api-qps 50, --kube-api-burst 100).
 	mgrCfg := rest.CopyConfig(restCfg)
-	mgrCfg.QPS, mgrCfg.Burst = 20, 30
-	if qps := envInt("PALISADE_BENCH_KUBE_QPS", 0); qps > 0 { // what if cmd/manager had a --kube-api-qps flag
-		mgrCfg.QPS, mgrCfg.Burst = float32(qps), qps*3/2
+	mgrCfg.QPS, mgrCfg.Burst = 50, 100
+	if qps := envInt("PALISADE_BENCH_KUBE_QPS", 0); qps > 0 {
+		mgrCfg.QPS, mgrCfg.Burst = float32(qps), qps*2
 	}
 	kube := &requestCounter{counts: map[string]int{}}
 	mgrCfg.Wrap(kube.wrap)

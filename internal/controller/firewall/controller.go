@@ -90,7 +90,7 @@ type Config struct {
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
 	return Config{
-		CreatingPoll:           10 * time.Second,
+		CreatingPoll:           5 * time.Second,
 		RunningPoll:            time.Minute,
 		ConnectedThreshold:     2 * time.Minute,
 		SeedConnectedThreshold: 3 * time.Minute,
@@ -142,7 +142,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
-		WithOptions(options)
+		WithOptions(options).
+		WatchesRawSource(r.Fleet.Changes())
 	if r.WorkloadEvents != nil {
 		b = b.WatchesRawSource(r.WorkloadEvents).
 			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))

@@ -2,9 +2,14 @@ package firewall
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/metal"
@@ -21,6 +26,9 @@ type Fleet struct {
 
 	mu      sync.Mutex
 	entries map[fleetKey]*fleetEntry
+	// changes receives the firewalls whose machine changed in a fetch (fan-out): a poll for one
+	// firewall brings news to all firewalls of its partition at once.
+	changes chan event.GenericEvent
 }
 
 type fleetKey struct{ project, partition string }
@@ -37,7 +45,48 @@ func NewFleet(client metal.Client, now func() time.Time) *Fleet {
 	if now == nil {
 		now = time.Now
 	}
-	return &Fleet{metal: client, now: now, idle: 15 * time.Minute, entries: map[fleetKey]*fleetEntry{}}
+	return &Fleet{metal: client, now: now, idle: 15 * time.Minute, entries: map[fleetKey]*fleetEntry{},
+		changes: make(chan event.GenericEvent, 1024)}
+}
+
+// Changes is a watch source for the firewall controller: firewalls whose machine changed in
+// another firewall's fetch.
+func (f *Fleet) Changes() source.Source {
+	return source.Channel(f.changes, &handler.EnqueueRequestForObject{})
+}
+
+// announce sends the firewalls whose machine state differs between two fetches. It never
+// blocks: a dropped announcement only means the firewall learns at its own next poll.
+func (f *Fleet) announce(before, after []*metal.FirewallResponse) {
+	seen := make(map[string]string, len(before))
+	for _, m := range before {
+		seen[m.ID] = machineState(m)
+	}
+	for _, m := range after {
+		if state, ok := seen[m.ID]; ok && state == machineState(m) {
+			continue
+		}
+		ns, tagged := tagValue(m.Tags, v2.NamespaceTag)
+		if !tagged || m.Allocation == nil {
+			continue // upstream machines: their firewalls poll on their own
+		}
+		fw := &v2.Firewall{}
+		fw.Namespace, fw.Name = ns, m.Allocation.Name
+		select {
+		case f.changes <- event.GenericEvent{Object: fw}:
+		default:
+		}
+	}
+}
+
+// machineState is what a firewall's status reflects of its machine, without the heartbeat
+// time (which changes on every fetch).
+func machineState(m *metal.FirewallResponse) string {
+	last := ""
+	if len(m.Events.Log) > 0 {
+		last = m.Events.Log[0].Event
+	}
+	return fmt.Sprintf("%s|%s|%d|%v|%v|%s", m.Liveliness, last, len(m.Events.Log), m.Events.CrashLoop, m.Events.FailedMachineReclaim, strings.Join(m.Tags, ","))
 }
 
 // Lookup returns the machines allocated for the firewall (same name and project, managed by us,
@@ -59,6 +108,9 @@ func (f *Fleet) Lookup(ctx context.Context, fw *v2.Firewall, maxAge time.Duratio
 		})
 		if err != nil {
 			return nil, err
+		}
+		if !entry.fetched.IsZero() {
+			f.announce(entry.machines, machines)
 		}
 		entry.machines = machines
 		entry.fetched = f.now()

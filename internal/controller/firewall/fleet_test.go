@@ -15,7 +15,12 @@ import (
 
 func fleetFixture(t *testing.T) (*metalsim.Simulator, metal.Client, *Fleet) {
 	t.Helper()
-	sim := metalsim.New(metalsim.DefaultConfig())
+	return fleetFixtureWith(t, metalsim.DefaultConfig())
+}
+
+func fleetFixtureWith(t *testing.T, cfg metalsim.Config) (*metalsim.Simulator, metal.Client, *Fleet) {
+	t.Helper()
+	sim := metalsim.New(cfg)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	c, err := metal.New(metal.Config{URL: srv.URL, HMACKey: "metal-admin-key", HMACAuthType: metal.AuthTypeAdmin})
@@ -111,5 +116,46 @@ func TestFleetStoreWithoutCacheIsNoop(t *testing.T) {
 	}
 	if n := sim.RequestCount(metal.OpFirewallFind); n != 1 {
 		t.Fatalf("finds = %d, want 1", n)
+	}
+}
+
+// A fetch for one firewall announces the other firewalls whose machine changed, and only those.
+func TestFleetAnnouncesChangedMachines(t *testing.T) {
+	ctx := context.Background()
+	cfg := metalsim.DefaultConfig()
+	cfg.Provisioning.Installing = metalsim.Duration{Duration: time.Hour} // machines stand still
+	_, c, fleet := fleetFixtureWith(t, cfg)
+	a, b := fleetFirewall("ns-a", "fw-a"), fleetFirewall("ns-b", "fw-b")
+	allocateFor(t, c, a)
+	if _, err := fleet.Lookup(ctx, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	drain := func() []string {
+		var got []string
+		for {
+			select {
+			case e := <-fleet.changes:
+				got = append(got, e.Object.GetNamespace()+"/"+e.Object.GetName())
+			default:
+				return got
+			}
+		}
+	}
+	if got := drain(); len(got) != 0 {
+		t.Fatalf("the first fetch announced %v", got)
+	}
+
+	allocateFor(t, c, b) // a new machine for b appears in the partition
+	if _, err := fleet.Lookup(ctx, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(); len(got) != 1 || got[0] != "ns-b/fw-b" {
+		t.Fatalf("announced %v, want [ns-b/fw-b]", got)
+	}
+	if _, err := fleet.Lookup(ctx, a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(); len(got) != 0 {
+		t.Errorf("an unchanged partition announced %v", got)
 	}
 }
