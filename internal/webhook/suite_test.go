@@ -2,7 +2,6 @@ package webhook_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +22,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/testenv/harness"
 	"github.com/palisade-fw/palisade/internal/webhook"
 )
 
@@ -110,19 +109,7 @@ func startManager(cfg *rest.Config, opts *envtest.WebhookInstallOptions) error {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
-	// Wait until the webhook server answers TLS.
-	addr := net.JoinHostPort(opts.LocalServingHost, fmt.Sprint(opts.LocalServingPort))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err == nil {
-			return conn.Close()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("webhook server at %s did not come up: %w", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return harness.WaitForTLS(net.JoinHostPort(opts.LocalServingHost, fmt.Sprint(opts.LocalServingPort)))
 }
 
 // warningRecorder collects the API server's warning headers (admission webhook warnings).

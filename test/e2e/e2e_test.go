@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,15 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
-	"github.com/palisade-fw/palisade/internal/testenv"
 	"github.com/palisade-fw/palisade/internal/testenv/harness"
 	"github.com/palisade-fw/palisade/test/netns"
 )
@@ -36,7 +31,7 @@ const shootNamespace = "shoot--proj--name"
 
 var (
 	seed           *harness.Stack
-	workloadEnv    *envtest.Environment
+	workload       *harness.Workload
 	workloadClient client.Client
 	workloadKube   []byte
 	ctx            = context.Background()
@@ -49,36 +44,19 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	var logOut io.Writer = io.Discard
-	if os.Getenv("PALISADE_TEST_LOG") != "" {
-		logOut = os.Stderr
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(logOut)))
+	logger := harness.TestLogger()
 	if os.Geteuid() != 0 {
 		// Checked again per test (netns.RequirePrivileges), which skips with the reason.
 		return m.Run()
 	}
-
 	var err error
-	var workloadCfg *rest.Config
-	if workloadEnv, workloadCfg, err = testenv.Start(); err != nil {
+	if workload, err = harness.StartWorkload(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = workloadEnv.Stop() }()
-	if workloadClient, err = client.New(workloadCfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	user, err := workloadEnv.AddUser(envtest.User{Name: "shoot-admin", Groups: []string{"system:masters"}}, nil)
-	if err == nil {
-		workloadKube, err = user.KubeConfig()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	seed, err = harness.Start(harness.Options{Webhooks: true, Logger: logf.Log, Manager: func(o *manager.Options) {
+	defer func() { _ = workload.Stop() }()
+	workloadClient, workloadKube = workload.Client, workload.Kubeconfig
+	seed, err = harness.Start(harness.Options{Webhooks: true, Logger: logger, Manager: func(o *manager.Options) {
 		o.Firewall.RunningPoll = time.Second
 	}})
 	if err != nil {
@@ -120,7 +98,7 @@ func newSite(t *testing.T, firewalls int) *site {
 	// Every firewall reaches the seed and the workload API servers at their loopback
 	// addresses, as the kubeconfigs in the userdata name them.
 	for _, ns := range s.firewalls {
-		for _, cfg := range []*rest.Config{seed.Config, workloadEnv.Config} {
+		for _, cfg := range []*rest.Config{seed.Config, workload.Env.Config} {
 			u, err := url.Parse(cfg.Host)
 			if err != nil {
 				t.Fatal(err)

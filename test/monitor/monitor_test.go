@@ -7,7 +7,6 @@ package monitor
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"testing"
 	"time"
@@ -17,22 +16,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
-	"github.com/palisade-fw/palisade/internal/testenv"
 	"github.com/palisade-fw/palisade/internal/testenv/harness"
 )
 
 var (
 	seed         *harness.Stack
-	workloadEnv  *envtest.Environment
 	workloadCli  client.Client
 	workloadKube []byte
 	ctx          = context.Background()
@@ -43,35 +36,16 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	var logOut io.Writer = io.Discard
-	if os.Getenv("PALISADE_TEST_LOG") != "" {
-		logOut = os.Stderr
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(logOut)))
-
-	var err error
-	var workloadCfg *rest.Config
-	workloadEnv, workloadCfg, err = testenv.Start()
+	logger := harness.TestLogger()
+	workload, err := harness.StartWorkload()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = workloadEnv.Stop() }()
-	if workloadCli, err = client.New(workloadCfg, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	// The manager's identity in the workload cluster, as a kubeconfig file would carry it.
-	user, err := workloadEnv.AddUser(envtest.User{Name: "palisade-manager", Groups: []string{"system:masters"}}, nil)
-	if err == nil {
-		workloadKube, err = user.KubeConfig()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer func() { _ = workload.Stop() }()
+	workloadCli, workloadKube = workload.Client, workload.Kubeconfig
 
-	seed, err = harness.Start(harness.Options{Logger: logf.Log, Manager: func(o *manager.Options) {
+	seed, err = harness.Start(harness.Options{Logger: logger, Manager: func(o *manager.Options) {
 		o.Firewall.ConnectedThreshold = time.Hour // reports in this test are written once
 		o.Firewall.SeedConnectedThreshold = time.Hour
 	}})

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,8 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -52,11 +49,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	var logOut io.Writer = io.Discard
-	if os.Getenv("PALISADE_TEST_LOG") != "" {
-		logOut = os.Stderr
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(logOut)))
+	logger := harness.TestLogger()
 	simCfg := metalsim.DefaultConfig()
 	simCfg.Projects = append(simCfg.Projects, metalsim.Project{ID: seedProject, Name: "seed-example", TenantID: "tenant-a"})
 	for i := range simCfg.Networks {
@@ -65,7 +58,7 @@ func run(m *testing.M) int {
 		}
 	}
 	var err error
-	stack, err = harness.Start(harness.Options{Webhooks: true, Simulator: &simCfg, Logger: logf.Log})
+	stack, err = harness.Start(harness.Options{Webhooks: true, Simulator: &simCfg, Logger: logger})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

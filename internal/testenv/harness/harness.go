@@ -169,7 +169,7 @@ func (s *Stack) StartManager() error {
 		return errors.New("manager caches did not sync")
 	}
 	if s.opts.Webhooks {
-		return waitForTLS(net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)))
+		return WaitForTLS(net.JoinHostPort(wio.LocalServingHost, fmt.Sprint(wio.LocalServingPort)))
 	}
 	return nil
 }
@@ -214,8 +214,8 @@ func (s *Stack) WriteKubeconfig(path string) error {
 	return os.WriteFile(path, kc, 0o600)
 }
 
-// waitForTLS waits until the webhook server answers a TLS handshake.
-func waitForTLS(addr string) error {
+// WaitForTLS waits until the webhook server at addr answers a TLS handshake.
+func WaitForTLS(addr string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
