@@ -38,7 +38,7 @@ func TestAgentReportsToSeedAndMonitor(t *testing.T) {
 	}
 	env, restCfg, err := testenv.Start()
 	if err != nil {
-		t.Skipf("envtest not available: %v", err)
+		t.Fatalf("starting envtest: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(restCfg, client.Options{Scheme: testenv.Scheme()})

@@ -32,7 +32,7 @@ func TestReportsToSeedAndMonitor(t *testing.T) {
 	}
 	env, cfg, err := testenv.Start()
 	if err != nil {
-		t.Skipf("envtest not available: %v", err)
+		t.Fatalf("starting envtest: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})

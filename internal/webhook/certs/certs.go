@@ -292,48 +292,53 @@ func serial() *big.Int {
 // patchCABundle sets caBundle on every webhook of the named configurations.
 func patchCABundle(ctx context.Context, c client.Client, opts Options, bundle []byte) error {
 	for _, name := range opts.MutatingWebhookConfigurations {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-				return err
-			}
-			changed := false
-			for i := range cfg.Webhooks {
-				if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, bundle) {
-					cfg.Webhooks[i].ClientConfig.CABundle, changed = bundle, true
+		err := setCABundle(ctx, c, name, bundle, &admissionregistrationv1.MutatingWebhookConfiguration{},
+			func(cfg *admissionregistrationv1.MutatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+				out := make([]*admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i := range cfg.Webhooks {
+					out[i] = &cfg.Webhooks[i].ClientConfig
 				}
-			}
-			if !changed {
-				return nil
-			}
-			return c.Update(ctx, cfg)
-		})
+				return out
+			})
 		if err != nil {
 			return fmt.Errorf("patching caBundle of MutatingWebhookConfiguration %s: %w", name, err)
 		}
 	}
 	for _, name := range opts.ValidatingWebhookConfigurations {
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-			if err := c.Get(ctx, client.ObjectKey{Name: name}, cfg); err != nil {
-				return err
-			}
-			changed := false
-			for i := range cfg.Webhooks {
-				if !bytes.Equal(cfg.Webhooks[i].ClientConfig.CABundle, bundle) {
-					cfg.Webhooks[i].ClientConfig.CABundle, changed = bundle, true
+		err := setCABundle(ctx, c, name, bundle, &admissionregistrationv1.ValidatingWebhookConfiguration{},
+			func(cfg *admissionregistrationv1.ValidatingWebhookConfiguration) []*admissionregistrationv1.WebhookClientConfig {
+				out := make([]*admissionregistrationv1.WebhookClientConfig, len(cfg.Webhooks))
+				for i := range cfg.Webhooks {
+					out[i] = &cfg.Webhooks[i].ClientConfig
 				}
-			}
-			if !changed {
-				return nil
-			}
-			return c.Update(ctx, cfg)
-		})
+				return out
+			})
 		if err != nil {
 			return fmt.Errorf("patching caBundle of ValidatingWebhookConfiguration %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// setCABundle writes bundle into every client config of one webhook configuration, retrying
+// on conflicts; it writes nothing when all already carry it.
+func setCABundle[T client.Object](ctx context.Context, c client.Client, name string, bundle []byte, obj T,
+	clientConfigs func(T) []*admissionregistrationv1.WebhookClientConfig) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
+			return err
+		}
+		changed := false
+		for _, cc := range clientConfigs(obj) {
+			if !bytes.Equal(cc.CABundle, bundle) {
+				cc.CABundle, changed = bundle, true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		return c.Update(ctx, obj)
+	})
 }
 
 // writeFiles writes the pair (and the CA bundle) into dir when it differs, each file atomically.
