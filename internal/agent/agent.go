@@ -8,12 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"sigs.k8s.io/knftables"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
@@ -33,6 +37,11 @@ type Agent struct {
 	runner  *runner.Runner
 	hub     *report.Hub // nil when there is nowhere to report to
 	feeders []feeder
+	// registry holds the agent's metrics collectors (the DNS proxy's so far).
+	registry *prometheus.Registry
+
+	proxyMu sync.Mutex
+	proxy   *dnsproxy.Proxy // the running DNS proxy; nil outside Run or when disabled
 }
 
 // New builds the agent for cfg; it fails for sources that are configured but unusable.
@@ -55,11 +64,15 @@ func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface,
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: log, netlink: nl}
+	a := &Agent{cfg: cfg, log: log, netlink: nl, registry: prometheus.NewRegistry()}
 	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
 	ctl := cfg.Controllers
+	var dnsPort uint16
+	if cfg.DNS.ProxyEnabled() {
+		dnsPort = cfg.DNS.Port
+	}
 	a.runner = runner.New(a.applier, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
-		runner.Options{Table: cfg.Nftables.Table, Log: log})
+		runner.Options{Table: cfg.Nftables.Table, Log: log, DNSProxyPort: dnsPort})
 	if err := a.wire(); err != nil {
 		return nil, err
 	}
@@ -160,7 +173,7 @@ func (a *Agent) wire() error {
 		a.feeders = append(a.feeders, f)
 	}
 	if shootCWNP || shootServices {
-		a.feeders = append(a.feeders, shootFeeder(a.cfg, a.log, shootCWNP, shootServices))
+		a.feeders = append(a.feeders, shootFeeder(a.cfg, a.log, shootCWNP, shootServices, a.fqdnStates))
 	}
 	if t := ctl.Firewall.SelfUpdate; t != nil && t.Enabled {
 		a.log.Warn("controllers.firewall.selfUpdate is not implemented by this agent; ignored")
@@ -175,7 +188,11 @@ func (a *Agent) wire() error {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, len(a.feeders)+2)
+	errs := make(chan error, len(a.feeders)+3)
+	// The proxy listens before the first ruleset redirects DNS to it.
+	if err := a.startDNSProxy(ctx, errs); err != nil {
+		return err
+	}
 	for _, f := range a.feeders {
 		go func() { errs <- f(ctx, a.runner) }()
 	}
@@ -214,6 +231,8 @@ func (a *Agent) Once(ctx context.Context, wait time.Duration) (runner.Outcome, e
 	if err := a.startAndWait(ctx, wait); err != nil {
 		return runner.Outcome{}, err
 	}
+	// No proxy runs in a one-shot apply, so the cluster's DNS is not redirected to it.
+	a.runner.SetDNSProxyPort(0)
 	out, err := a.runner.Sync(ctx)
 	if a.hub != nil {
 		a.hub.WriteNow(ctx) // a failed apply is reported too
@@ -278,6 +297,9 @@ func (a *Agent) startAndWait(ctx context.Context, wait time.Duration) error {
 		}
 	}
 }
+
+// Registry holds the agent's metrics collectors; the metrics endpoint serves it.
+func (a *Agent) Registry() *prometheus.Registry { return a.registry }
 
 // Runner exposes the runner (for tests and benchmarks).
 func (a *Agent) Runner() *runner.Runner { return a.runner }

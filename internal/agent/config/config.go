@@ -16,6 +16,7 @@ type Config struct {
 	Nftables    Nftables    `json:"nftables,omitempty"`
 	Reporting   Reporting   `json:"reporting,omitempty"`
 	Distance    Distance    `json:"distance,omitempty"`
+	DNS         DNS         `json:"dns,omitempty"`
 }
 
 // Reporting tunes how the agent reports to the seed Firewall and the FirewallMonitor
@@ -87,8 +88,6 @@ type StaticFirewall struct {
 	NftablesExporterURL     string   `json:"nftablesExporterURL,omitempty"`
 	NftablesExporterVersion string   `json:"nftablesExporterVersion,omitempty"`
 	Interval                string   `json:"interval,omitempty"`
-	DNSServerAddress        string   `json:"dnsServerAddress,omitempty"`
-	DNSPort                 *uint    `json:"dnsPort,omitempty"`
 	SSHPublicKeys           []string `json:"sshPublicKeys,omitempty"`
 }
 

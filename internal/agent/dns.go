@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/miekg/dns"
+
+	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
+	"github.com/palisade-fw/palisade/internal/agent/model"
+)
+
+// resolvConf is where the firewall's own resolvers are read when neither the Firewall spec
+// nor dns.upstreams names one.
+var resolvConf = "/etc/resolv.conf"
+
+// newDNSProxy builds the DNS proxy from the dns block. It writes into the agent's table
+// through google/nftables (dnsproxy.NftSets); the merge with the one-kernel-path applier
+// can hand in another dnsproxy.SetUpdater here.
+func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
+	d := a.cfg.DNS
+	var ups []netip.AddrPort
+	for _, u := range d.Upstreams {
+		ap, err := config.ParseUpstream(u)
+		if err != nil {
+			return nil, fmt.Errorf("dns.upstreams: %w", err)
+		}
+		ups = append(ups, ap)
+	}
+	if len(ups) == 0 {
+		ups = resolvConfServers(resolvConf)
+	}
+	stateFile := d.StateFile
+	if stateFile == config.DNSStateDisabled {
+		stateFile = ""
+	}
+	return dnsproxy.New(dnsproxy.Config{
+		Port:          d.Port,
+		Upstreams:     ups,
+		MinTTL:        config.Duration(d.MinTTL),
+		MaxTTL:        config.Duration(d.MaxTTL),
+		MaxNames:      d.MaxNames,
+		MaxAddresses:  d.MaxAddresses,
+		StateFile:     stateFile,
+		StateInterval: config.Duration(d.StateInterval),
+		Sets:          &dnsproxy.NftSets{Table: a.cfg.Nftables.Table},
+		Metrics:       dnsproxy.NewMetrics(a.registry),
+		Log:           a.log.With("controller", "dns"),
+	})
+}
+
+// resolvConfServers returns the nameservers of a resolv.conf, skipping the firewall's own
+// loopback stub resolvers (they would forward back into the proxy's table).
+func resolvConfServers(path string) []netip.AddrPort {
+	cc, err := dns.ClientConfigFromFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, s := range cc.Servers {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.IsLoopback() {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
+	}
+	return out
+}
+
+// fqdnStates is what the shoot's status writer reports as fqdn_state; empty until the proxy
+// runs.
+func (a *Agent) fqdnStates() map[model.ObjectKey]dnsproxy.PolicyState {
+	a.proxyMu.Lock()
+	p := a.proxy
+	a.proxyMu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.PolicyStates()
+}
+
+// startDNSProxy runs the proxy for Run and registers it with the runner before the first
+// sync, so it follows every applied ruleset.
+func (a *Agent) startDNSProxy(ctx context.Context, errs chan error) error {
+	if !a.cfg.DNS.ProxyEnabled() {
+		return nil
+	}
+	p, err := a.newDNSProxy()
+	if err != nil {
+		return err
+	}
+	a.proxyMu.Lock()
+	a.proxy = p
+	a.proxyMu.Unlock()
+	a.runner.AddObserver(p)
+	go func() { errs <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+		return nil
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}

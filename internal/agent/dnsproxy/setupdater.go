@@ -1,0 +1,99 @@
+package dnsproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	gnftables "github.com/google/nftables"
+)
+
+// Element is one learned address for one timeout set.
+type Element struct {
+	Set     string
+	Addr    netip.Addr
+	Timeout time.Duration
+}
+
+// SetUpdater writes learned addresses into the timeout sets of the agent's table. Add
+// returns only after the kernel committed the elements (or failed); adding an element that
+// exists sets its timeout anew.
+type SetUpdater interface {
+	Add(ctx context.Context, elems []Element) error
+}
+
+// NftSets is the SetUpdater on google/nftables: one netlink batch per call on a lasting
+// connection in the caller's network namespace.
+type NftSets struct {
+	Table string
+
+	mu   sync.Mutex
+	conn *gnftables.Conn
+}
+
+// Add implements SetUpdater. The batch is atomic; when it fails (typically a set that was
+// just removed with its policy), every set is retried on its own so the others still get
+// their addresses, and the first error is returned.
+func (n *NftSets) Add(_ context.Context, elems []Element) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil {
+		c, err := gnftables.New(gnftables.AsLasting())
+		if err != nil {
+			return fmt.Errorf("netlink: %w", err)
+		}
+		n.conn = c
+	}
+	bySet := map[string][]Element{}
+	for _, e := range elems {
+		bySet[e.Set] = append(bySet[e.Set], e)
+	}
+	sets := slices.Sorted(func(yield func(string) bool) {
+		for s := range bySet {
+			if !yield(s) {
+				return
+			}
+		}
+	})
+	err := n.flush(sets, bySet)
+	if err == nil || len(sets) == 1 {
+		return err
+	}
+	var errs []error
+	for _, s := range sets {
+		if err := n.flush([]string{s}, bySet); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *NftSets) flush(sets []string, bySet map[string][]Element) error {
+	table := &gnftables.Table{Name: n.Table, Family: gnftables.TableFamilyINet}
+	for _, name := range sets {
+		elems := bySet[name]
+		set := &gnftables.Set{Table: table, Name: name, HasTimeout: true, KeyType: gnftables.TypeIPAddr}
+		if !elems[0].Addr.Is4() {
+			set.KeyType = gnftables.TypeIP6Addr
+		}
+		vals := make([]gnftables.SetElement, 0, len(elems))
+		for _, e := range elems {
+			// The kernel counts in milliseconds; 0 would mean "the set's default" (none).
+			vals = append(vals, gnftables.SetElement{Key: e.Addr.AsSlice(), Timeout: max(e.Timeout, time.Millisecond)})
+		}
+		if err := n.conn.SetAddElements(set, vals); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	if err := n.conn.Flush(); err != nil {
+		return fmt.Errorf("adding to sets %v: %w", sets, err)
+	}
+	return nil
+}
