@@ -189,10 +189,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, len(a.feeders)+3)
-	// The proxy listens before the first ruleset redirects DNS to it.
-	if err := a.startDNSProxy(ctx, errs); err != nil {
+	// The proxy listens before the first ruleset redirects DNS to it; on the way out it
+	// saves the learned state before Run returns.
+	proxyDone, err := a.startDNSProxy(ctx, errs)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		cancel()
+		<-proxyDone
+	}()
 	for _, f := range a.feeders {
 		go func() { errs <- f(ctx, a.runner) }()
 	}

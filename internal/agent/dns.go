@@ -82,26 +82,33 @@ func (a *Agent) fqdnStates() map[model.ObjectKey]dnsproxy.PolicyState {
 }
 
 // startDNSProxy runs the proxy for Run and registers it with the runner before the first
-// sync, so it follows every applied ruleset.
-func (a *Agent) startDNSProxy(ctx context.Context, errs chan error) error {
+// sync, so it follows every applied ruleset. done is closed when the proxy stopped and saved
+// its state.
+func (a *Agent) startDNSProxy(ctx context.Context, errs chan error) (done <-chan struct{}, err error) {
+	stopped := make(chan struct{})
 	if !a.cfg.DNS.ProxyEnabled() {
-		return nil
+		close(stopped)
+		return stopped, nil
 	}
 	p, err := a.newDNSProxy()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.proxyMu.Lock()
 	a.proxy = p
 	a.proxyMu.Unlock()
 	a.runner.AddObserver(p)
-	go func() { errs <- p.Run(ctx) }()
+	proxyErr := make(chan error, 1)
+	go func() {
+		defer close(stopped)
+		err := p.Run(ctx)
+		proxyErr <- err
+		errs <- err
+	}()
 	select {
 	case <-p.Ready():
-		return nil
-	case err := <-errs:
-		return err
-	case <-ctx.Done():
-		return nil
+		return stopped, nil
+	case err := <-proxyErr:
+		return nil, err
 	}
 }

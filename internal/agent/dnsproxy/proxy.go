@@ -310,7 +310,9 @@ func (p *Proxy) upstreams(pl plan) []netip.AddrPort {
 }
 
 func (p *Proxy) handler(transport string) dns.Handler {
-	client := &dns.Client{Net: transport, Timeout: p.cfg.Timeout}
+	// UDPSize only sizes the read buffer: the upstream answers within what the client's
+	// query allows (and sets TC beyond it), so no datagram is ever cut here.
+	client := &dns.Client{Net: transport, Timeout: p.cfg.Timeout, UDPSize: dns.MaxMsgSize}
 	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*p.cfg.Timeout)
 		defer cancel()
