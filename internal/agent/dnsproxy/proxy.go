@@ -42,6 +42,8 @@ type Config struct {
 	// Port is where the proxy listens (UDP and TCP, every address of the namespace); the
 	// ruleset redirects the cluster's DNS there.
 	Port uint16
+	// ListenAddr overrides where the proxy listens ("host:port"; tests and benchmarks).
+	ListenAddr string
 	// Upstreams are used when the Firewall spec names no dnsServerAddress (the partition's
 	// resolvers, or the firewall's own /etc/resolv.conf).
 	Upstreams []netip.AddrPort
@@ -74,8 +76,9 @@ type plan struct {
 type Proxy struct {
 	cfg   Config
 	cache *cache
-	// ready is closed when the servers listen.
+	// ready is closed when the servers listen on addr.
 	ready chan struct{}
+	addr  string
 
 	mu      sync.RWMutex
 	plan    plan
@@ -136,12 +139,21 @@ func New(cfg Config) (*Proxy, error) {
 // Ready is closed once the proxy listens.
 func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
+// Addr is where the proxy listens; valid after Ready.
+func (p *Proxy) Addr() string { return p.addr }
+
 // Run serves until ctx ends, then saves the state.
 func (p *Proxy) Run(ctx context.Context) error {
 	addr := net.JoinHostPort("::", strconv.Itoa(int(p.cfg.Port)))
+	if p.cfg.ListenAddr != "" {
+		addr = p.cfg.ListenAddr
+	}
 	udp, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return fmt.Errorf("dns proxy: %w", err)
+	}
+	if p.cfg.ListenAddr != "" {
+		addr = udp.LocalAddr().String() // a port 0 was picked: TCP takes the same
 	}
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -160,6 +172,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		go func() { errs <- s.ActivateAndServe() }()
 	}
 	started.Wait()
+	p.addr = udp.LocalAddr().String()
 	close(p.ready)
 	p.cfg.Log.Info("DNS proxy listening", "addr", addr)
 

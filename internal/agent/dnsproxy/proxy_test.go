@@ -50,11 +50,7 @@ func (r *recorder) all() map[elemKey]time.Duration {
 // upstream is a resolver on loopback answering from a fixed zone.
 func upstream(t *testing.T, zone map[string][]string) netip.AddrPort {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	return upstreamHandler(t, dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg).SetReply(req)
 		for _, s := range zone[model.CanonicalName(req.Question[0].Name)] {
 			rr, err := dns.NewRR(s)
@@ -65,9 +61,18 @@ func upstream(t *testing.T, zone map[string][]string) netip.AddrPort {
 			m.Answer = append(m.Answer, rr)
 		}
 		_ = w.WriteMsg(m)
-	})}
+	}))
+}
+
+func upstreamHandler(tb testing.TB, h dns.Handler) netip.AddrPort {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
 	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	tb.Cleanup(func() { _ = srv.Shutdown() })
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 

@@ -30,6 +30,9 @@ type SetUpdater interface {
 // connection in the caller's network namespace.
 type NftSets struct {
 	Table string
+	// NetNS is an open network namespace file descriptor to work in (tests); 0 is the
+	// caller's namespace.
+	NetNS int
 
 	mu   sync.Mutex
 	conn *gnftables.Conn
@@ -45,7 +48,11 @@ func (n *NftSets) Add(_ context.Context, elems []Element) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.conn == nil {
-		c, err := gnftables.New(gnftables.AsLasting())
+		opts := []gnftables.ConnOption{gnftables.AsLasting()}
+		if n.NetNS != 0 {
+			opts = append(opts, gnftables.WithNetNSFd(n.NetNS))
+		}
+		c, err := gnftables.New(opts...)
 		if err != nil {
 			return fmt.Errorf("netlink: %w", err)
 		}
