@@ -83,7 +83,8 @@ func (a *Agent) fqdnStates() map[model.ObjectKey]dnsproxy.PolicyState {
 
 // startDNSProxy runs the proxy for Run and registers it with the runner before the first
 // sync, so it follows every applied ruleset. done is closed when the proxy stopped and saved
-// its state.
+// its state. A proxy that cannot listen (e.g. port 53 taken) does not stop the agent: the
+// rest of the ruleset still applies, without the DNS redirect, and toFQDNs rules stay closed.
 func (a *Agent) startDNSProxy(ctx context.Context, errs chan error) (done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if !a.cfg.DNS.ProxyEnabled() {
@@ -94,21 +95,28 @@ func (a *Agent) startDNSProxy(ctx context.Context, errs chan error) (done <-chan
 	if err != nil {
 		return nil, err
 	}
+	proxyErr := make(chan error, 1)
+	go func() {
+		defer close(stopped)
+		proxyErr <- p.Run(ctx)
+	}()
+	select {
+	case <-p.Ready():
+	case err := <-proxyErr:
+		a.log.Error("DNS proxy not started; toFQDNs rules open nothing and DNS is not redirected", "err", err)
+		a.runner.SetDNSProxyPort(0)
+		return stopped, nil
+	}
 	a.proxyMu.Lock()
 	a.proxy = p
 	a.proxyMu.Unlock()
 	a.runner.AddObserver(p)
-	proxyErr := make(chan error, 1)
 	go func() {
-		defer close(stopped)
-		err := p.Run(ctx)
-		proxyErr <- err
-		errs <- err
+		// A proxy that fails later takes the agent down (and systemd restarts it): the
+		// redirect would otherwise send the cluster's DNS nowhere.
+		if err := <-proxyErr; err != nil {
+			errs <- err
+		}
 	}()
-	select {
-	case <-p.Ready():
-		return stopped, nil
-	case err := <-proxyErr:
-		return nil, err
-	}
+	return stopped, nil
 }

@@ -39,8 +39,8 @@ func (s *timedSets) Add(ctx context.Context, elems []Element) error {
 }
 
 // scratchTable creates a network namespace holding the agent's table with the timeout sets
-// of targets and returns an open handle to it.
-func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) int {
+// of targets and returns its name and an open handle to it.
+func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) (string, int) {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Fatal("the DNS proxy benchmark writes nftables sets and needs root (CI runs as root)")
@@ -68,7 +68,7 @@ func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) int {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { f.Close() })
-	return int(f.Fd())
+	return name, int(f.Fd())
 }
 
 // BenchmarkProxiedAnswer measures what the proxy adds to an answer: a query straight to the
@@ -88,7 +88,8 @@ func BenchmarkProxiedAnswer(b *testing.B) {
 	policies, _ := model.ComposePolicies(model.Firewall{}, []model.PolicyInput{{Key: model.ObjectKey{Source: "shoot", Namespace: "firewall", Name: "bench"},
 		Spec: model.PolicySpec{Egress: []model.EgressRule{{Ports: []model.PolicyPort{{Port: &port}}, ToFQDNs: []model.FQDNSelector{{MatchPattern: "*.selected.test"}}}}}}})
 	targets := ruleset.FQDNTargets(policies)
-	sets := &timedSets{inner: &NftSets{Table: "firewall", NetNS: scratchTable(b, targets)}}
+	_, fd := scratchTable(b, targets)
+	sets := &timedSets{inner: &NftSets{Table: "firewall", NetNS: fd}}
 	p, err := New(Config{ListenAddr: "127.0.0.1:0", Upstreams: []netip.AddrPort{up}, Sets: sets, MaxNames: 1 << 20, MaxAddresses: 1 << 20})
 	if err != nil {
 		b.Fatal(err)

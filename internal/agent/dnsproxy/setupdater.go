@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -38,9 +39,14 @@ type NftSets struct {
 	conn *gnftables.Conn
 }
 
-// Add implements SetUpdater. The batch is atomic; when it fails (typically a set that was
-// just removed with its policy), every set is retried on its own so the others still get
-// their addresses, and the first error is returned.
+// maxBatch bounds the elements of one netlink batch: the kernel refuses a message larger
+// than the socket's send buffer (about 200 KiB), and an element takes about 40 bytes.
+const maxBatch = 2000
+
+// Add implements SetUpdater. A batch is atomic; when it fails (typically a set that was just
+// removed with its policy), every set is retried on its own so the others still get their
+// addresses, and the errors are returned. More than maxBatch elements (a restore after a
+// restart) go in several batches.
 func (n *NftSets) Add(_ context.Context, elems []Element) error {
 	if len(elems) == 0 {
 		return nil
@@ -58,17 +64,21 @@ func (n *NftSets) Add(_ context.Context, elems []Element) error {
 		}
 		n.conn = c
 	}
+	var errs []error
+	for start := 0; start < len(elems); start += maxBatch {
+		if err := n.addBatch(elems[start:min(start+maxBatch, len(elems))]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *NftSets) addBatch(elems []Element) error {
 	bySet := map[string][]Element{}
 	for _, e := range elems {
 		bySet[e.Set] = append(bySet[e.Set], e)
 	}
-	sets := slices.Sorted(func(yield func(string) bool) {
-		for s := range bySet {
-			if !yield(s) {
-				return
-			}
-		}
-	})
+	sets := slices.Sorted(maps.Keys(bySet))
 	err := n.flush(sets, bySet)
 	if err == nil || len(sets) == 1 {
 		return err
