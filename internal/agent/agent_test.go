@@ -84,6 +84,8 @@ controllers:
 nftables: {ruleFile: %[2]s/rules.v4}
 distance: {frrFile: %[2]s/frr/distance.conf}
 reporting: {interval: 1s}
+# The DNS proxy would listen on port 53 of the host; test/netns covers it in namespaces.
+dns: {enabled: false}
 `, kubeconfig, dir)))
 	if err != nil {
 		t.Fatal(err)
