@@ -489,3 +489,39 @@ func TestFQDNFloodStaysWithinCap(t *testing.T) {
 		t.Errorf("state holds %d names, %d addresses; caps 20, 30", len(st.Names), addrs)
 	}
 }
+
+// A proxy that cannot listen (port 53 taken on the firewall) leaves the rest of the ruleset
+// in force, without redirecting the cluster's DNS to nowhere.
+func TestFQDNProxyThatCannotListenKeepsRulesetWithoutRedirect(t *testing.T) {
+	s, z := newDNSLab(t)
+	err := Do(s.fw, func() error {
+		pc, err := net.ListenPacket("udp", "[::]:53")
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { pc.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.agent.startAgent(dnsConfig(s.agent.Dir, ""))
+	eventually(t, "ruleset applied", func() error {
+		if len(s.fqdnSets(s.fw, "_v4")) == 0 {
+			return fmt.Errorf("no toFQDNs sets yet")
+		}
+		return nil
+	})
+	if log, _ := os.ReadFile(d.log); !strings.Contains(string(log), "DNS proxy not started") {
+		t.Errorf("the agent does not say the proxy is missing:\n%s", log)
+	}
+	if out, err := s.TryIn(s.fw, "nft", "list", "chain", "inet", "firewall", "dns_redirect"); err == nil {
+		t.Errorf("DNS redirected although no proxy listens:\n%s", out)
+	}
+	// The node's DNS goes through the forward chain as before (no policy allows it here).
+	z.set("app.pattern.test", "app.pattern.test. 300 IN A 10.99.0.100")
+	if _, err := resolve(s.node, resolver4, "udp", "app.pattern.test", dns.TypeA, 0); err == nil {
+		t.Error("DNS passed although no policy allows it and no proxy answers")
+	}
+	s.Expect(drop(s.node, "tcp", "10.99.0.100:443"))
+}
