@@ -292,3 +292,38 @@ func TestFailuresAnswerServfail(t *testing.T) {
 		t.Errorf("upstream errors %v", n)
 	}
 }
+
+func TestWalk(t *testing.T) {
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cases := map[string]struct {
+		answer    []dns.RR
+		chain     int
+		addrs     int
+		leastTTL  uint32
+		finalName string
+	}{
+		"plain":      {[]dns.RR{rr("a.test. 60 IN A 192.0.2.1"), rr("a.test. 60 IN AAAA 2001:db8::1")}, 1, 2, 60, "a.test."},
+		"mixed case": {[]dns.RR{rr("A.Test. 60 IN A 192.0.2.1")}, 1, 1, 60, "a.test."},
+		"chain":      {[]dns.RR{rr("a.test. 30 IN CNAME b.test."), rr("b.test. 300 IN CNAME c.test."), rr("c.test. 100 IN A 192.0.2.1")}, 3, 1, 30, "c.test."},
+		"loop":       {[]dns.RR{rr("a.test. 30 IN CNAME b.test."), rr("b.test. 30 IN CNAME a.test.")}, 2, 0, 0, "b.test."},
+		"unrelated":  {[]dns.RR{rr("x.test. 60 IN A 192.0.2.9")}, 1, 0, 0, "a.test."},
+	}
+	for name, c := range cases {
+		chain, addrs := walk("a.test.", c.answer)
+		if len(chain) != c.chain || len(addrs) != c.addrs || chain[len(chain)-1].name != c.finalName {
+			t.Errorf("%s: chain %+v addrs %+v", name, chain, addrs)
+			continue
+		}
+		for _, a := range addrs {
+			if a.ttl != c.leastTTL {
+				t.Errorf("%s: ttl %d, want %d", name, a.ttl, c.leastTTL)
+			}
+		}
+	}
+}
