@@ -3,6 +3,7 @@ package dnsproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -325,5 +326,39 @@ func TestWalk(t *testing.T) {
 				t.Errorf("%s: ttl %d, want %d", name, a.ttl, c.leastTTL)
 			}
 		}
+	}
+}
+
+// Answers, plan changes and status reads run concurrently (go test -race).
+func TestConcurrentAnswersAndPlanChanges(t *testing.T) {
+	zone := map[string][]string{}
+	for i := range 50 {
+		name := fmt.Sprintf("n%d.example.com.", i)
+		zone[name] = []string{fmt.Sprintf("%s 300 IN A 192.0.2.%d", name, i)}
+	}
+	up := upstream(t, zone)
+	rec := &recorder{}
+	p := newTestProxy(t, rec, nil, func(c *Config) { c.Upstreams = []netip.AddrPort{up} })
+	fw := model.ParseFirewall(model.FirewallSpec{})
+	a := policies(t, fw, model.EgressRule{ToFQDNs: []model.FQDNSelector{{MatchPattern: "*.example.com"}}})
+	b := policies(t, fw, model.EgressRule{ToFQDNs: []model.FQDNSelector{{MatchPattern: "n1*.example.com"}}})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() { query(t, p, fmt.Sprintf("n%d.example.com.", i), dns.TypeA) })
+	}
+	for i := range 20 {
+		wg.Go(func() {
+			ps := a
+			if i%2 == 1 {
+				ps = b
+			}
+			p.Synced(context.Background(), runner.SyncResult{Applied: true, Firewall: fw, Policies: ps})
+			_ = p.PolicyStates()
+		})
+	}
+	wg.Wait()
+	p.Synced(context.Background(), runner.SyncResult{Applied: true, Firewall: fw, Policies: a})
+	if n, _ := p.cache.size(); n == 0 {
+		t.Error("nothing learned")
 	}
 }
