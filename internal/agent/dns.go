@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/miekg/dns"
 
@@ -32,6 +33,9 @@ func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 	if len(ups) == 0 {
 		ups = resolvConfServers(resolvConf)
 	}
+	if len(ups) == 0 {
+		a.log.Warn("the DNS proxy has no resolver until the Firewall names dnsServerAddress (dns.upstreams and " + resolvConf + " give none)")
+	}
 	stateFile := d.StateFile
 	if stateFile == config.DNSStateDisabled {
 		stateFile = ""
@@ -51,8 +55,8 @@ func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 	})
 }
 
-// resolvConfServers returns the nameservers of a resolv.conf, skipping the firewall's own
-// loopback stub resolvers (they would forward back into the proxy's table).
+// resolvConfServers returns the nameservers of a resolv.conf. A local stub resolver is fine:
+// its own queries leave through the output path, which is never redirected.
 func resolvConfServers(path string) []netip.AddrPort {
 	cc, err := dns.ClientConfigFromFile(path)
 	if err != nil {
@@ -61,10 +65,14 @@ func resolvConfServers(path string) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, s := range cc.Servers {
 		a, err := netip.ParseAddr(s)
-		if err != nil || a.IsLoopback() {
+		if err != nil || a.Zone() != "" {
 			continue
 		}
-		out = append(out, netip.AddrPortFrom(a.Unmap(), 53))
+		port := uint16(53)
+		if p, err := strconv.ParseUint(cc.Port, 10, 16); err == nil && p > 0 {
+			port = uint16(p)
+		}
+		out = append(out, netip.AddrPortFrom(a.Unmap(), port))
 	}
 	return out
 }
