@@ -245,3 +245,23 @@ func TestImageArchiveAndPush(t *testing.T) {
 		t.Errorf("registry holds %s, want %s", got, want)
 	}
 }
+
+// Building the same commit again gives the same image, to the digest (timestamps are the
+// commit date, the binaries are built with -trimpath).
+func TestImageIsReproducible(t *testing.T) {
+	first, err := release.ReadLayout(filepath.Join(builtImage(t), "oci"), stamp.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := filepath.Join(t.TempDir(), "image")
+	tool(t, nil, "image", "--out", again, "--repository", "registry.test/palisade-manager")
+	second, err := release.ReadLayout(filepath.Join(again, "oci"), stamp.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := first.Digest()
+	b, _ := second.Digest()
+	if a != b {
+		t.Errorf("two builds of one commit: %s and %s", a, b)
+	}
+}
