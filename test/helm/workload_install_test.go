@@ -192,6 +192,14 @@ func TestWorkloadInstallAndAgentRBAC(t *testing.T) {
 	if err := admin.Get(ctx, client.ObjectKey{Namespace: workloadNamespace, Name: "palisade-agent"}, &role); !apierrors.IsNotFound(err) {
 		t.Errorf("Role still there after uninstall: %v", err)
 	}
+	// The namespace, and the policies in it, outlive the release.
+	var ns corev1.Namespace
+	if err := admin.Get(ctx, client.ObjectKey{Name: workloadNamespace}, &ns); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("namespace %s removed by uninstall: %v", workloadNamespace, err)
+	}
+	if err := admin.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
+		t.Errorf("CWNP removed by uninstall: %v", err)
+	}
 }
 
 type runningAgent struct {
