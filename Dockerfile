@@ -12,7 +12,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X github.com/palisade-fw/palisade/internal/version.Version=${VERSION} -X github.com/palisade-fw/palisade/internal/version.Commit=${COMMIT} -X github.com/palisade-fw/palisade/internal/version.Date=${DATE}" -o /manager ./cmd/manager
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -buildvcs=false -ldflags "-s -w -X github.com/palisade-fw/palisade/internal/version.Version=${VERSION} -X github.com/palisade-fw/palisade/internal/version.Commit=${COMMIT} -X github.com/palisade-fw/palisade/internal/version.Date=${DATE}" -o /manager ./cmd/manager
 RUN mkdir -p /rootfs/tmp && chmod 1777 /rootfs/tmp
 
 FROM scratch

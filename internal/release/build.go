@@ -52,10 +52,12 @@ func (i Info) Time() time.Time {
 	return t.UTC()
 }
 
-// BuildArgs are the arguments of `go build` for a shipped binary. The Dockerfile repeats them
+// BuildArgs are the arguments of `go build` for a shipped binary: no paths of the build machine
+// (-trimpath) and no VCS data of Go's own (-buildvcs=false; the commit is stamped by LDFlags,
+// and a checkout's state must not change the bytes). The Dockerfile repeats them
 // (TestDockerfileMatchesBuilder keeps both equal).
 func BuildArgs(info Info, out, pkg string) []string {
-	return []string{"build", "-trimpath", "-ldflags", info.LDFlags(), "-o", out, pkg}
+	return []string{"build", "-trimpath", "-buildvcs=false", "-ldflags", info.LDFlags(), "-o", out, pkg}
 }
 
 // BuildEnv is the environment of `go build` for p: a static binary (no cgo), so that it runs
