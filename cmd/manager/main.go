@@ -23,6 +23,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/scheme"
+	"github.com/palisade-fw/palisade/internal/version"
 	"github.com/palisade-fw/palisade/internal/webhook"
 	"github.com/palisade-fw/palisade/internal/webhook/certs"
 	"github.com/palisade-fw/palisade/internal/workload"
@@ -81,9 +82,14 @@ func run() error {
 	fs.StringVar(&opts.Monitors.DefaultKubeconfigSecret, "workload-kubeconfig-secret", "", "Secret (\"name\" or \"name/key\") in each firewall's namespace with the workload cluster kubeconfig, for firewalls without the "+v2.WorkloadKubeconfigAnnotation+" annotation (default: the manager's own cluster).")
 	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
+	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String())
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if metalURL == "" {

@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/palisade-fw/palisade/internal/agent/runner"
+	"github.com/palisade-fw/palisade/internal/version"
 )
 
-// Version is the agent's version, set at build time with
-// -ldflags "-X github.com/palisade-fw/palisade/internal/agent/report.Version=v1.2.3".
-var Version = "devel"
+// Version is the agent's version as reported in the status: the build's stamp
+// (internal/version, set by `make release`); tests may override it.
+var Version = version.Version
 
 // maxMessage bounds the error text copied into a status.
 const maxMessage = 1024
