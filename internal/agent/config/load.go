@@ -83,6 +83,7 @@ func (c *Config) defaults() error {
 	if c.Nftables.RuleFile == "" {
 		c.Nftables.RuleFile = model.DefaultRuleFile
 	}
+	c.hostDefaults()
 	return nil
 }
 
@@ -181,6 +182,7 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Nftables.RuleFile) {
 		add("nftables.ruleFile", "%q must be an absolute path", c.Nftables.RuleFile)
 	}
+	c.hostValidate(add)
 	return errors.Join(errs...)
 }
 

@@ -131,6 +131,8 @@ type Firewall struct {
 	Distance uint8
 	// ASN is the firewall's own AS (0 when unknown), prepended for the distance.
 	ASN int64
+	// Host is what the agent puts on the host besides the ruleset (SSH keys, binary).
+	Host HostSpec
 }
 
 // Allowed is the parsed allowedNetworks. When the cap is active, an empty direction allows
