@@ -80,7 +80,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve serves on lis until ctx ends.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	// Handlers see ctx end, so that streams (the dropped-packet log) stop at shutdown.
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
