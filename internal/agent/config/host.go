@@ -51,6 +51,9 @@ type Host struct {
 	// EgressAddresses puts the SNAT addresses of spec.egressRules on their interfaces;
 	// default true.
 	EgressAddresses *bool `json:"egressAddresses,omitempty"`
+	// EgressStateFile remembers which addresses the agent added, so that only those are
+	// ever removed; default /var/lib/palisade/egress-addresses.json.
+	EgressStateFile string `json:"egressStateFile,omitempty"`
 	// SSH writes spec.sshPublicKeys as the admin user's authorized_keys.
 	SSH SSH `json:"ssh,omitempty"`
 }
@@ -80,6 +83,9 @@ func (h Host) EgressAddressesEnabled() bool { return h.EgressAddresses == nil ||
 func (c *Config) hostDefaults() {
 	if c.Metrics.Address == "" {
 		c.Metrics.Address = ":9630"
+	}
+	if c.Host.EgressStateFile == "" {
+		c.Host.EgressStateFile = "/var/lib/palisade/egress-addresses.json"
 	}
 	if c.Host.SSH.AuthorizedKeysFile == "" {
 		c.Host.SSH.AuthorizedKeysFile = DefaultAuthorizedKeysFile

@@ -197,6 +197,9 @@ func (e *EgressAddresses) save() error {
 	if e.StateFile == "" {
 		return nil
 	}
+	if _, err := os.Stat(e.StateFile); len(e.added) == 0 && errors.Is(err, os.ErrNotExist) {
+		return nil // nothing managed, nothing to remember
+	}
 	data, err := json.Marshal(e.added)
 	if err != nil {
 		return err
