@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,9 +44,13 @@ func (r *release) publish(priv ed25519.PrivateKey, name string, data []byte, sig
 	}
 }
 
-type clock struct{ t time.Time }
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func setup(t *testing.T) (*Updater, *release, *httptest.Server, ed25519.PrivateKey, *int, *clock) {
 	t.Helper()
@@ -143,7 +148,7 @@ func TestInstallCommitAndRollback(t *testing.T) {
 	if err := newAgent.Healthy(); err != nil {
 		t.Fatal(err)
 	}
-	c.t = c.t.Add(time.Hour)
+	c.add(time.Hour)
 	if err := newAgent.Startup(t.Context()); err != nil || installed(t, u) != string(script("v2")) {
 		t.Fatalf("a committed update was rolled back: %v", err)
 	}
@@ -162,7 +167,7 @@ func TestInstallCommitAndRollback(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- broken.Watch(ctx) }()
-	c.t = c.t.Add(3 * time.Minute)
+	c.add(3 * time.Minute)
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrRolledBack) {
@@ -196,7 +201,7 @@ func TestCrashingBinaryRolledBackAtStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashing := restarted(u, "v2")
-	c.t = c.t.Add(5 * time.Minute)
+	c.add(5 * time.Minute)
 	if err := crashing.Startup(t.Context()); !errors.Is(err, ErrRolledBack) {
 		t.Fatalf("startup past the deadline: %v", err)
 	}
