@@ -144,7 +144,11 @@ func newUpdater(s *config.SelfUpdate, a *Agent) (*selfupdate.Updater, error) {
 func (a *Agent) stats(ctx context.Context) (*v2.FirewallStats, error) {
 	st := &v2.FirewallStats{}
 	if a.netlink != nil {
-		s, err := report.Stats(ctx, a.netlink, "/sys")
+		var display func(string) string
+		if a.x.nft != nil {
+			display = a.x.nft.DisplayName
+		}
+		s, err := report.StatsNamed(ctx, a.netlink, "/sys", display)
 		if err != nil {
 			return nil, err
 		}

@@ -82,6 +82,22 @@ func (c *NftablesCollector) Report(_ context.Context, verdicts []model.Verdict, 
 	c.mu.Unlock()
 }
 
+// DisplayName names a counter for the status: "cwnp <namespace/name>" or
+// "service <namespace/name>" for the accepted objects, the counter name otherwise.
+func (c *NftablesCollector) DisplayName(counter string) string {
+	c.mu.Lock()
+	o, ok := c.owners[counter]
+	c.mu.Unlock()
+	if !ok {
+		return counter
+	}
+	name := o.key.Name
+	if o.key.Namespace != "" {
+		name = o.key.Namespace + "/" + name
+	}
+	return o.kind + " " + name
+}
+
 // Describe implements prometheus.Collector.
 func (c *NftablesCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.cwnpPackets, c.cwnpBytes, c.svcPackets, c.svcBytes,

@@ -54,7 +54,13 @@ palisade_nftables_up 1
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
-	readErr = errors.New("netlink: permission denied")
+	if got := c.DisplayName(ruleset.PolicyCounter(web)); got != "cwnp firewall/allow-web" {
+		t.Errorf("display name %q", got)
+	}
+	if got := c.DisplayName(ruleset.CounterDropped); got != ruleset.CounterDropped {
+		t.Errorf("display name %q", got)
+	}
+		readErr = errors.New("netlink: permission denied")
 	if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP palisade_nftables_up 1 when the counters could be read at the last scrape.
 # TYPE palisade_nftables_up gauge
