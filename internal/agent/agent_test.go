@@ -73,6 +73,10 @@ func TestAgentReportsToSeedAndMonitor(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	eveFile, err := filepath.Abs("ids/testdata/eve.json") // recorded suricata lines
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 name: fw-1
 sources:
@@ -84,7 +88,9 @@ controllers:
 nftables: {ruleFile: %[2]s/rules.v4}
 distance: {frrFile: %[2]s/frr/distance.conf}
 reporting: {interval: 1s}
-`, kubeconfig, dir)))
+ids: {eveFile: %[3]s}
+host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
+`, kubeconfig, dir, eveFile)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,9 +133,15 @@ reporting: {interval: 1s}
 	if !strings.Contains(string(frr), "set as-path prepend 4200003073 4200003073\n") {
 		t.Errorf("distance fragment:\n%s", frr)
 	}
+	if cs.Stats == nil || cs.Stats.IDSStats["vrf104009"].Packets != 4997276 {
+		t.Errorf("seed stats (kubectl describe fw): %+v", cs.Stats)
+	}
 	var mon v2.FirewallMonitor
 	if err := c.Get(ctx, client.ObjectKey{Namespace: v2.FirewallShootNamespace, Name: "fw-1"}, &mon); err != nil {
 		t.Fatal(err)
+	}
+	if ms := mon.ControllerStatus; ms == nil || ms.Stats == nil || ms.Stats.IDSStats["vrf104009"].Drop != 1992 {
+		t.Errorf("monitor stats (kubectl describe fwmon): %+v", ms)
 	}
 	if ms := mon.ControllerStatus; ms == nil || ms.RulesApplied == nil || !*ms.RulesApplied || ms.Distance != wantDistance || ms.ObservedGeneration != gen1 || mon.Size != "n1-medium-x86" {
 		t.Fatalf("monitor after --once: %+v", mon)
