@@ -89,6 +89,7 @@ nftables: {ruleFile: %[2]s/rules.v4}
 distance: {frrFile: %[2]s/frr/distance.conf}
 reporting: {interval: 1s}
 ids: {eveFile: %[3]s}
+metrics: {address: "127.0.0.1:0"}
 host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
 `, kubeconfig, dir, eveFile)))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -20,8 +21,8 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/metrics"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/report"
-	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
+	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/agent/selfupdate"
 	"github.com/palisade-fw/palisade/internal/signing"
 )
@@ -31,6 +32,7 @@ const (
 	noteSelfUpdate = "selfUpdate"
 	noteSSH        = "sshPublicKeys"
 	noteEgress     = "egressRules"
+	noteMetrics    = "metrics"
 )
 
 // extras are the parts beside the ruleset: metrics, the dropped-packet log, IDS statistics,
@@ -215,9 +217,27 @@ func (a *Agent) Synced(_ context.Context, res runner.SyncResult) {
 func (a *Agent) runExtras(ctx context.Context, errs chan<- error) {
 	x := &a.x
 	if x.server != nil {
+		// A taken port must not stop the firewall: it is reported and retried.
 		go func() {
-			if err := x.server.Run(ctx); err != nil {
-				errs <- fmt.Errorf("metrics.address: %w", err)
+			for ctx.Err() == nil {
+				lis, err := net.Listen("tcp", x.server.Addr)
+				if err == nil {
+					if a.hub != nil {
+						a.hub.Note(noteMetrics, "")
+					}
+					if err := x.server.Serve(ctx, lis); err != nil {
+						a.log.Error("serving metrics stopped", "err", err)
+					}
+					return
+				}
+				a.log.Error("cannot serve metrics; retrying", "address", x.server.Addr, "err", err)
+				if a.hub != nil {
+					a.hub.Note(noteMetrics, err.Error())
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(30 * time.Second):
+				}
 			}
 		}()
 	}

@@ -60,7 +60,7 @@ palisade_nftables_up 1
 	if got := c.DisplayName(ruleset.CounterDropped); got != ruleset.CounterDropped {
 		t.Errorf("display name %q", got)
 	}
-		readErr = errors.New("netlink: permission denied")
+	readErr = errors.New("netlink: permission denied")
 	if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP palisade_nftables_up 1 when the counters could be read at the last scrape.
 # TYPE palisade_nftables_up gauge
