@@ -50,7 +50,7 @@ func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 		StateFile:     stateFile,
 		StateInterval: config.Duration(d.StateInterval),
 		Sets:          &dnsproxy.NftSets{Table: a.cfg.Nftables.Table},
-		Metrics:       dnsproxy.NewMetrics(a.registry),
+		Metrics:       dnsproxy.NewMetrics(a.x.registry),
 		Log:           a.log.With("controller", "dns"),
 	})
 }

@@ -17,6 +17,9 @@ type Config struct {
 	Reporting   Reporting   `json:"reporting,omitempty"`
 	Distance    Distance    `json:"distance,omitempty"`
 	DNS         DNS         `json:"dns,omitempty"`
+	Metrics     Metrics     `json:"metrics,omitempty"`
+	IDS         *IDS        `json:"ids,omitempty"`
+	Host        Host        `json:"host,omitempty"`
 }
 
 // Reporting tunes how the agent reports to the seed Firewall and the FirewallMonitor
@@ -82,7 +85,7 @@ type StaticSource struct {
 // StaticFirewall is a Firewall spec plus the fields the agent ignores but the format allows.
 type StaticFirewall struct {
 	model.FirewallSpec `json:",inline"`
-	// Accepted for compatibility with the Firewall spec; self-update is not done by this agent.
+	// ControllerURL/Version drive the self-update; SSHPublicKeys the authorized_keys file.
 	ControllerURL           string   `json:"controllerURL,omitempty"`
 	ControllerVersion       string   `json:"controllerVersion,omitempty"`
 	NftablesExporterURL     string   `json:"nftablesExporterURL,omitempty"`
@@ -116,9 +119,9 @@ type Controller struct {
 
 // FirewallController is the base controller.
 type FirewallController struct {
-	Source     SourceKind `json:"source"`
-	SelfUpdate *Toggle    `json:"selfUpdate,omitempty"`
-	Droptailer *Toggle    `json:"droptailer,omitempty"`
+	Source     SourceKind  `json:"source"`
+	SelfUpdate *SelfUpdate `json:"selfUpdate,omitempty"`
+	Droptailer *Droptailer `json:"droptailer,omitempty"`
 }
 
 // Toggle switches an optional feature.

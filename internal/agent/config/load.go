@@ -84,6 +84,7 @@ func (c *Config) defaults() error {
 		c.Nftables.RuleFile = model.DefaultRuleFile
 	}
 	c.DNS.defaults()
+	c.hostDefaults()
 	return nil
 }
 
@@ -183,6 +184,7 @@ func (c *Config) Validate() error {
 		add("nftables.ruleFile", "%q must be an absolute path", c.Nftables.RuleFile)
 	}
 	c.DNS.validate(add)
+	c.hostValidate(add)
 	return errors.Join(errs...)
 }
 

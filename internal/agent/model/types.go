@@ -136,6 +136,8 @@ type Firewall struct {
 	ASN int64
 	// DNSUpstream is the resolver of the DNS proxy from the Firewall spec; zero when unset.
 	DNSUpstream DNSUpstream
+	// Host is what the agent puts on the host besides the ruleset (SSH keys, binary).
+	Host HostSpec
 }
 
 // Allowed is the parsed allowedNetworks. When the cap is active, an empty direction allows

@@ -203,7 +203,7 @@ func forwardChain() Chain {
 		)
 	}
 	// limit before log: the limit throttles the log, the counter still sees every drop.
-	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s limit rate 10/second log prefix %q", CounterDropped, logPrefixDropped))
+	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s limit rate 10/second %s", CounterDropped, logStatement(logPrefixDropped)))
 	return c
 }
 
@@ -270,7 +270,7 @@ func snatCounter(s model.SNAT) string {
 func objectChain(name, what string, logAccepted bool) Chain {
 	c := Chain{Name: name, Comment: comment(what)}
 	if logAccepted {
-		c.Rules = append(c.Rules, fmt.Sprintf("limit rate 10/second log prefix %q", logPrefixAccepted))
+		c.Rules = append(c.Rules, "limit rate 10/second "+logStatement(logPrefixAccepted))
 	}
 	c.Rules = append(c.Rules, "counter name "+name+" accept")
 	return c
