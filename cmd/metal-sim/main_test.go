@@ -96,6 +96,26 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 		t.Fatalf("wrong key: %d, want 403", resp2.StatusCode)
 	}
 
+	// Faults are reachable over HTTP: a 409 on the next machine update.
+	admin := strings.TrimSuffix(url, "/") + "/_sim/faults/conflict-on-update"
+	resp3, err := http.Post(admin, "application/json", strings.NewReader(`{"count":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp3.Body.Close()
+	if resp3.StatusCode != http.StatusOK {
+		t.Fatalf("admin fault: %d", resp3.StatusCode)
+	}
+	resp4, err := http.Post(url+"/v1/machine", "application/json", strings.NewReader(`{"id":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body4, _ := io.ReadAll(resp4.Body)
+	resp4.Body.Close()
+	if resp4.StatusCode != http.StatusConflict || !strings.HasPrefix(string(body4), `"{\"statuscode\":409`) {
+		t.Fatalf("update after the fault: %d %s, want 409 in metal-api's format", resp4.StatusCode, body4)
+	}
+
 	cancel() // what SIGINT/SIGTERM do via signal.NotifyContext
 	select {
 	case err := <-done:

@@ -275,7 +275,7 @@ func TestAuthFailures(t *testing.T) {
 		"missing salt":   {metal.HeaderAuthorization: "Metal-View " + metal.HMACSignature(key, date, "POST", salt), metal.HeaderDate: date},
 	} {
 		resp := rawPost(t, e.url+"/v1/firewall/find", "application/json", h)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.body, `"statuscode":403`) {
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.body, `\"statuscode\":403`) {
 			t.Errorf("%s: %d %s, want JSON 403", name, resp.StatusCode, resp.body)
 		}
 	}

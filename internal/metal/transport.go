@@ -161,6 +161,11 @@ func decodeError(op string, resp *http.Response, body []byte) error {
 	apiErr := &APIError{Op: op, StatusCode: resp.StatusCode}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var parsed HTTPErrorResponse
+	// metal-api writes the object inside a JSON string.
+	var quoted string
+	if json.Unmarshal(body, &quoted) == nil {
+		body = []byte(quoted)
+	}
 	if mediaType == "application/json" && json.Unmarshal(body, &parsed) == nil && parsed.Message != "" {
 		apiErr.Message = parsed.Message
 		return apiErr
