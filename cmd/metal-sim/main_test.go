@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/metal-stack/security"
 )
 
 // syncBuffer lets the test read output while run writes it.
@@ -63,16 +63,16 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 		t.Error("startup output leaks an hmac key")
 	}
 
-	date := time.Now().UTC().Format(metal.XDateFormat)
-	salt := "abcdefghijklmnopqrstuvwx"
+	view := security.NewHMACAuth("Metal-View", []byte("dev-view-key"))
+	wrong := security.NewHMACAuth("Metal-View", []byte("wrong"))
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/firewall/find", strings.NewReader(`{"allocation_project":"project-a"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(metal.HeaderDate, date)
-	req.Header.Set(metal.HeaderSalt, salt)
-	req.Header.Set(metal.HeaderAuthorization, "Metal-View "+metal.HMACSignature([]byte("dev-view-key"), date, "POST", salt))
+	for k, v := range view.AuthHeaders(http.MethodPost, time.Now()) {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,9 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 	// The same request signed with a wrong key is refused.
 	req2 := req.Clone(context.Background())
 	req2.Body = io.NopCloser(strings.NewReader(`{}`))
-	req2.Header.Set(metal.HeaderAuthorization, "Metal-View "+metal.HMACSignature([]byte("wrong"), date, "POST", salt))
+	for k, v := range wrong.AuthHeaders(http.MethodPost, time.Now()) {
+		req2.Header.Set(k, v)
+	}
 	resp2, err := http.DefaultClient.Do(req2)
 	if err != nil {
 		t.Fatal(err)

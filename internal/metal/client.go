@@ -9,12 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-openapi/runtime"
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/go-openapi/strfmt"
+	mgclient "github.com/metal-stack/metal-go/api/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 )
 
 // Client is the subset of metal-api that Palisade's controllers use.
-// Controllers depend on this interface; HTTPClient implements it.
+// Controllers depend on this interface; HTTPClient implements it on metal-go.
 type Client interface {
 	AllocateFirewall(ctx context.Context, req *FirewallCreateRequest) (*FirewallResponse, error)
 	FindFirewalls(ctx context.Context, req *FirewallFindRequest) ([]*FirewallResponse, error)
@@ -73,7 +77,9 @@ type Config struct {
 	Retry   RetryConfig
 	// Registerer receives the client metrics; nil disables them.
 	Registerer prometheus.Registerer
-	// HTTPClient overrides the transport; default a fresh http.Client.
+	// HTTPClient's transport carries the requests; default a clone of
+	// http.DefaultTransport. Its Timeout is ignored: Timeout and
+	// Retry.AttemptTimeout bound every call.
 	HTTPClient *http.Client
 	// Clock stamps X-Date; default the real clock. Tests that drive a
 	// simulator with a fake clock pass the same clock here.
@@ -104,18 +110,15 @@ func (c Config) authType() string {
 	return c.HMACAuthType
 }
 
-// HTTPClient talks to metal-api over HTTP. It is safe for concurrent use.
+// HTTPClient calls metal-api through metal-go's generated client. It adds
+// what metal-go leaves to its caller: a deadline on every call, jittered
+// retries of idempotent calls, metrics per operation and status code, and
+// typed errors. It is safe for concurrent use.
 type HTTPClient struct {
-	base       *url.URL
-	hmacKey    []byte
-	authType   string
-	bearer     string
-	timeout    time.Duration
-	retry      RetryConfig
-	httpClient *http.Client
-	clock      clock.PassiveClock
-	userAgent  string
-	metrics    *metrics
+	api     *mgclient.MetalAPI
+	auth    runtime.ClientAuthInfoWriter
+	timeout time.Duration
+	retry   RetryConfig
 }
 
 // New validates cfg and returns a client.
@@ -127,9 +130,6 @@ func New(cfg Config) (*HTTPClient, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("metal-api url %q: need http(s)://host[/base-path]", cfg.URL)
 	}
-	if !strings.HasSuffix(u.Path, "/") {
-		u.Path += "/"
-	}
 	switch cfg.authType() {
 	case AuthTypeView, AuthTypeEdit, AuthTypeAdmin:
 	default:
@@ -139,31 +139,38 @@ func New(cfg Config) (*HTTPClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering metal-api metrics: %w", err)
 	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	userAgent := cfg.UserAgent
+	if userAgent == "" {
+		userAgent = "palisade-metal-client"
+	}
+	var next http.RoundTripper
+	if cfg.HTTPClient != nil {
+		next = cfg.HTTPClient.Transport
+	}
+	if next == nil {
+		next = http.DefaultTransport.(*http.Transport).Clone()
+	}
+
+	rt := httptransport.New(u.Host, strings.TrimSuffix(u.Path, "/"), []string{u.Scheme})
+	rt.Transport = &instrumentedTransport{next: next, metrics: m, userAgent: userAgent}
+	// go-openapi dumps whole requests, headers included, when DEBUG or
+	// SWAGGER_DEBUG is set; a bearer token must never reach a log.
+	rt.Debug = false
+
 	c := &HTTPClient{
-		base:       u,
-		hmacKey:    []byte(cfg.HMACKey),
-		authType:   cfg.authType(),
-		bearer:     cfg.BearerToken,
-		timeout:    orDefault(cfg.Timeout, DefaultTimeout),
-		retry:      cfg.Retry,
-		httpClient: cfg.HTTPClient,
-		clock:      cfg.Clock,
-		userAgent:  cfg.UserAgent,
-		metrics:    m,
+		api:     mgclient.New(rt, strfmt.Default),
+		auth:    authWriter(cfg.HMACKey, cfg.authType(), cfg.BearerToken, clk),
+		timeout: orDefault(cfg.Timeout, DefaultTimeout),
+		retry:   cfg.Retry,
 	}
 	c.retry.MaxAttempts = orDefault(c.retry.MaxAttempts, DefaultMaxAttempts)
 	c.retry.InitialBackoff = orDefault(c.retry.InitialBackoff, DefaultInitialBackoff)
 	c.retry.MaxBackoff = orDefault(c.retry.MaxBackoff, DefaultMaxBackoff)
 	c.retry.AttemptTimeout = orDefault(c.retry.AttemptTimeout, DefaultAttemptTimeout)
-	if c.httpClient == nil {
-		c.httpClient = &http.Client{}
-	}
-	if c.clock == nil {
-		c.clock = clock.RealClock{}
-	}
-	if c.userAgent == "" {
-		c.userAgent = "palisade-metal-client"
-	}
 	return c, nil
 }
 

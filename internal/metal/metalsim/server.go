@@ -196,6 +196,12 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	if authErr != nil {
 		return writeError(w, http.StatusForbidden, authErr.Error())
 	}
+	// Read the body first: until it is consumed, net/http does not notice a
+	// client that gave up, and an injected delay would outlive it.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, "cannot read request body")
+	}
 	var delay time.Duration
 	var failCode int
 	s.mu.Lock()
@@ -222,10 +228,6 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	if rt.perm != permAny && levelOf(authType) < rt.perm {
 		return writeError(w, http.StatusForbidden, "you are not member in one of "+permGroups[rt.perm])
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-	if err != nil {
-		return writeError(w, http.StatusBadRequest, "cannot read request body")
 	}
 	var out any
 	var herr error
