@@ -350,4 +350,4 @@ func refuseFalse(filters map[string]*bool) error {
 }
 
 // credential returns the signer for calls that need a.
-func (c *HTTPClient) credential(access) runtime.ClientAuthInfoWriter { return c.auth }
+func (c *HTTPClient) credential(a access) runtime.ClientAuthInfoWriter { return c.auth[a] }

@@ -60,8 +60,23 @@ type RetryConfig struct {
 	AttemptTimeout time.Duration
 }
 
-// Config configures an HTTPClient. Exactly one of HMACKey and BearerToken is
-// normally set; HMACKey wins when both are.
+// Credential is one metal-api identity: an HMAC key with its auth type, or
+// a bearer token. HMACKey wins when both are set. Secrets are never logged.
+type Credential struct {
+	HMACKey string
+	// HMACAuthType is Metal-View, Metal-Edit or Metal-Admin.
+	HMACAuthType string
+	BearerToken  string
+}
+
+func (c *Credential) set() bool { return c != nil && (c.HMACKey != "" || c.BearerToken != "") }
+
+// Config configures an HTTPClient. HMACKey (or BearerToken) is the default
+// credential; View, Edit and Admin are optional credentials per purpose:
+// reads (get, find) need View, allocate, free and reinstall need Edit, and
+// machine update needs Admin. A call signs with the credential of its
+// purpose, else with the next stronger purpose credential given, else with
+// the default one. One key for everything still works.
 type Config struct {
 	// URL is the metal-api base URL including its base path, e.g.
 	// "https://api.example/metal".
@@ -72,6 +87,9 @@ type Config struct {
 	// Metal-Edit. UpdateMachine (tag and ssh key sync) needs Metal-Admin.
 	HMACAuthType string
 	BearerToken  string
+	// View, Edit and Admin are per-purpose credentials; an empty
+	// HMACAuthType takes the purpose's own (Metal-View, ...).
+	View, Edit, Admin *Credential
 	// Timeout bounds a whole call including retries; default 30s.
 	Timeout time.Duration
 	Retry   RetryConfig
@@ -90,14 +108,28 @@ type Config struct {
 
 // String redacts the secrets so a logged Config never leaks them.
 func (c Config) String() string {
-	auth := "none"
-	switch {
-	case c.HMACKey != "":
-		auth = "hmac(" + c.authType() + ")"
-	case c.BearerToken != "":
-		auth = "bearer"
+	auth := describe(&Credential{HMACKey: c.HMACKey, HMACAuthType: c.authType(), BearerToken: c.BearerToken})
+	for _, p := range []struct {
+		name, ownType string
+		cred          *Credential
+	}{{"view", AuthTypeView, c.View}, {"edit", AuthTypeEdit, c.Edit}, {"admin", AuthTypeAdmin, c.Admin}} {
+		if p.cred.set() {
+			cred := *p.cred
+			cred.HMACAuthType = orDefault(cred.HMACAuthType, p.ownType)
+			auth += ", " + p.name + ":" + describe(&cred)
+		}
 	}
 	return fmt.Sprintf("metal.Config{URL:%q, Auth:%s, Timeout:%s}", c.URL, auth, c.Timeout)
+}
+
+func describe(c *Credential) string {
+	switch {
+	case c.HMACKey != "":
+		return "hmac(" + c.HMACAuthType + ")"
+	case c.BearerToken != "":
+		return "bearer"
+	}
+	return "none"
 }
 
 // GoString keeps %#v from printing the secrets as well.
@@ -115,8 +147,9 @@ func (c Config) authType() string {
 // retries of idempotent calls, metrics per operation and status code, and
 // typed errors. It is safe for concurrent use.
 type HTTPClient struct {
-	api     *mgclient.MetalAPI
-	auth    runtime.ClientAuthInfoWriter
+	api *mgclient.MetalAPI
+	// auth signs the calls that need each access level.
+	auth    [accessAdmin + 1]runtime.ClientAuthInfoWriter
 	timeout time.Duration
 	retry   RetryConfig
 }
@@ -130,10 +163,9 @@ func New(cfg Config) (*HTTPClient, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("metal-api url %q: need http(s)://host[/base-path]", cfg.URL)
 	}
-	switch cfg.authType() {
-	case AuthTypeView, AuthTypeEdit, AuthTypeAdmin:
-	default:
-		return nil, fmt.Errorf("unknown hmac auth type %q", cfg.HMACAuthType)
+	creds, err := cfg.credentials()
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -163,9 +195,11 @@ func New(cfg Config) (*HTTPClient, error) {
 
 	c := &HTTPClient{
 		api:     mgclient.New(rt, strfmt.Default),
-		auth:    authWriter(cfg.HMACKey, cfg.authType(), cfg.BearerToken, clk),
 		timeout: orDefault(cfg.Timeout, DefaultTimeout),
 		retry:   cfg.Retry,
+	}
+	for level, cred := range creds {
+		c.auth[level] = authWriter(cred.HMACKey, cred.HMACAuthType, cred.BearerToken, clk)
 	}
 	c.retry.MaxAttempts = orDefault(c.retry.MaxAttempts, DefaultMaxAttempts)
 	c.retry.InitialBackoff = orDefault(c.retry.InitialBackoff, DefaultInitialBackoff)
@@ -184,3 +218,43 @@ func orDefault[T comparable](v, def T) T {
 
 // errNoResponse marks transport-level failures (no HTTP status received).
 var errNoResponse = errors.New("no response from metal-api")
+
+// credentials picks the credential for each access level: the purpose's
+// own, else the next stronger purpose credential, else the default.
+func (c Config) credentials() ([accessAdmin + 1]Credential, error) {
+	var out [accessAdmin + 1]Credential
+	byPurpose := [accessAdmin + 1]*Credential{c.View, c.Edit, c.Admin}
+	ownType := [accessAdmin + 1]string{AuthTypeView, AuthTypeEdit, AuthTypeAdmin}
+	def := Credential{HMACKey: c.HMACKey, HMACAuthType: c.authType(), BearerToken: c.BearerToken}
+	if err := validAuthType(def); err != nil {
+		return out, err
+	}
+	for level := accessView; level <= accessAdmin; level++ {
+		out[level] = def
+		for stronger := level; stronger <= accessAdmin; stronger++ {
+			if p := byPurpose[stronger]; p.set() {
+				cred := *p
+				if cred.HMACAuthType == "" {
+					cred.HMACAuthType = ownType[stronger]
+				}
+				if err := validAuthType(cred); err != nil {
+					return out, err
+				}
+				out[level] = cred
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func validAuthType(c Credential) error {
+	if c.HMACKey == "" {
+		return nil
+	}
+	switch c.HMACAuthType {
+	case AuthTypeView, AuthTypeEdit, AuthTypeAdmin:
+		return nil
+	}
+	return fmt.Errorf("unknown hmac auth type %q", c.HMACAuthType)
+}
