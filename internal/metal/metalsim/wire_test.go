@@ -107,7 +107,7 @@ func TestErrorCodesOnTheWire(t *testing.T) {
 		{name: "403 guest on a view route", method: "GET", url: authed + "/v1/machine/x", code: 403},
 		{name: "404 unknown machine", method: "GET", url: url + "/v1/machine/nope", code: 404},
 		{name: "409 conflict on update", method: "POST", url: url + "/v1/machine", body: `{"id":"x"}`, setup: func() { sim.Faults().ConflictOnUpdate(1) }, code: 409},
-		{name: "422 delete while locked state", method: "DELETE", url: url + "/v1/machine/" + free + "/free", setup: func() { _ = sim.Faults().Lock(free) }, code: 422},
+		{name: "422 free of a locked machine", method: "DELETE", url: url + "/v1/machine/" + free + "/free", setup: func() { _ = sim.Faults().Lock(free) }, code: 422},
 		{name: "500 injected", method: "GET", url: url + "/v1/size/" + metalsim.DefaultSize, setup: func() { sim.Faults().FailNext(metal.OpSizeGet, 1, 500) }, code: 500},
 		{name: "503 injected", method: "GET", url: url + "/v1/partition/" + metalsim.DefaultPartition, setup: func() { sim.Faults().FailNext(metal.OpPartitionGet, 1, 503) }, code: 503},
 	}
