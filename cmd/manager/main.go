@@ -50,6 +50,7 @@ func run() error {
 		agentCAFile                       string
 		kubeQPS                           float64
 		kubeBurst                         int
+		metalKeyFiles                     metalKeys
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -62,8 +63,11 @@ func run() error {
 	fs.StringVar(&webhookService, "webhook-service-name", "palisade-webhook", "Service in front of the webhook server (for the self-signed certificate).")
 	fs.StringVar(&podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "Namespace the manager runs in.")
 	fs.StringVar(&metalURL, "metal-api-url", "", "metal-api base URL (required).")
-	fs.StringVar(&metalHMACFile, "metal-api-hmac-file", "", "File holding the metal-api HMAC key (default: env METAL_API_HMAC).")
+	fs.StringVar(&metalHMACFile, "metal-api-hmac-file", "", "File holding the metal-api HMAC key (default: env METAL_API_HMAC); it signs every call without a key of its own below.")
 	fs.StringVar(&authType, "metal-api-hmac-auth-type", metal.AuthTypeAdmin, "HMAC auth type; updating machine tags and ssh keys needs Metal-Admin.")
+	fs.StringVar(&metalKeyFiles.view, "metal-api-view-hmac-file", "", "File holding a Metal-View key for reads (get, find) (default: env METAL_API_VIEW_HMAC, else the key of --metal-api-hmac-file).")
+	fs.StringVar(&metalKeyFiles.edit, "metal-api-edit-hmac-file", "", "File holding a Metal-Edit key for allocate and free, and for reads without a view key (default: env METAL_API_EDIT_HMAC).")
+	fs.StringVar(&metalKeyFiles.admin, "metal-api-admin-hmac-file", "", "File holding a Metal-Admin key for machine updates (tags, ssh keys) (default: env METAL_API_ADMIN_HMAC).")
 	fs.StringVar(&opts.Firewall.ClusterID, "cluster-id", "", "Written as tag cluster.metal-stack.io/id on every machine (optional).")
 	fs.StringVar(&namespaceSelector, "namespace-selector", "", "Only reconcile namespaces whose labels match this selector (default: all namespaces).")
 	fs.DurationVar(&opts.Timeouts.Create, "create-timeout", 0, "Replace a firewall not ready this long after allocation (0: never).")
@@ -95,13 +99,10 @@ func run() error {
 	if metalURL == "" {
 		return errors.New("--metal-api-url is required")
 	}
-	hmacKey := os.Getenv("METAL_API_HMAC")
-	if metalHMACFile != "" {
-		key, err := metal.HMACKeyFromFile(metalHMACFile)
-		if err != nil {
-			return err
-		}
-		hmacKey = key
+	metalKeyFiles.file, metalKeyFiles.authType = metalHMACFile, authType
+	metalCfg, err := metalConfig(metalURL, metalKeyFiles, os.Getenv)
+	if err != nil {
+		return err
 	}
 	if ref := opts.Monitors.DefaultKubeconfigSecret; ref != "" {
 		if _, err := workload.ParseSecretRef(ref); err != nil {
@@ -123,10 +124,8 @@ func run() error {
 		opts.NamespaceSelector = sel
 	}
 
-	metalClient, err := metal.New(metal.Config{
-		URL: metalURL, HMACKey: hmacKey, HMACAuthType: authType,
-		Timeout: 30 * time.Second, Registerer: crmetrics.Registry,
-	})
+	metalCfg.Registerer = crmetrics.Registry
+	metalClient, err := metal.New(metalCfg)
 	if err != nil {
 		return fmt.Errorf("metal-api client: %w", err)
 	}
