@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-
 	"sigs.k8s.io/knftables"
 
 	"github.com/palisade-fw/palisade/internal/agent/config"
