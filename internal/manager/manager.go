@@ -34,6 +34,9 @@ type Options struct {
 	Timeouts         fwutil.Timeouts
 	ProgressDeadline time.Duration
 	SafetyBackoff    time.Duration
+	// Namespaces, when set, are the only namespaces served (--namespace); the caches must be
+	// limited to them as well (ScopeCaches).
+	Namespaces []string
 	// NamespaceSelector restricts the manager to namespaces with matching labels; nil means all.
 	NamespaceSelector labels.Selector
 	// MaxConcurrentReconciles per controller.
@@ -79,6 +82,11 @@ func DefaultOptions() Options {
 		MaxConcurrentReconciles: 4,
 	}
 }
+
+// The metrics endpoint authenticates scrapers with TokenReviews and authorizes them with
+// SubjectAccessReviews (controller-runtime's metrics filters, --metrics-secure).
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Setup registers the FirewallDeployment, FirewallSet and Firewall controllers.
 func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {

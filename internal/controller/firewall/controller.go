@@ -30,6 +30,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
@@ -85,6 +86,9 @@ type Config struct {
 	ConnectedThreshold time.Duration
 	// SeedConnectedThreshold is how old the agent's last seed reconcile may be for SeedConnected.
 	SeedConnectedThreshold time.Duration
+	// MonitorRollInterval is the least time between two roll requests through one firewall's
+	// FirewallMonitor; 0 means DefaultMonitorRollInterval.
+	MonitorRollInterval time.Duration
 }
 
 // DefaultConfig returns production defaults.
@@ -114,12 +118,15 @@ type Reconciler struct {
 	WorkloadEvents source.Source
 	// DefaultWorkloadKubeconfig is the manager-wide workload kubeconfig Secret reference.
 	DefaultWorkloadKubeconfig string
+
+	trust monitorTrust
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// Userdata references and workload kubeconfigs: read in the served namespaces only.
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
@@ -140,13 +147,16 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 			predicate.LabelChangedPredicate{},
 			agentReportChanged{},
 		))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
 		WithOptions(options).
 		WatchesRawSource(r.Fleet.Changes())
 	if r.WorkloadEvents != nil {
 		b = b.WatchesRawSource(r.WorkloadEvents).
-			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))
+			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))
+	}
+	if r.Filter != nil {
+		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallList{} })
 	}
 	return b.Complete(r)
 }

@@ -140,6 +140,11 @@ func (s *Stack) StartManager() error {
 	if s.opts.Webhooks {
 		mgrOpts.WebhookServer = crwebhook.NewServer(crwebhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir})
 	}
+	opts := TestOptions()
+	if s.opts.Manager != nil {
+		s.opts.Manager(&opts)
+	}
+	manager.ScopeCaches(&mgrOpts, opts.Namespaces)
 	mgr, err := ctrl.NewManager(s.Config, mgrOpts)
 	if err != nil {
 		return err
@@ -148,10 +153,6 @@ func (s *Stack) StartManager() error {
 		if err := webhook.SetupWebhooksWithManager(mgr); err != nil {
 			return err
 		}
-	}
-	opts := TestOptions()
-	if s.opts.Manager != nil {
-		s.opts.Manager(&opts)
 	}
 	if err := manager.Setup(mgr, s.Metal, opts); err != nil {
 		return err
