@@ -49,7 +49,7 @@ func run() error {
 		agentCAFile                       string
 		kubeQPS                           float64
 		kubeBurst                         int
-		endpoints                         endpointOptions
+		endpoints                         manager.EndpointOptions
 		namespaces                        string
 		webhookNames                      webhookNames
 	)
@@ -86,7 +86,7 @@ func run() error {
 	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
 	fs.DurationVar(&opts.Firewall.MonitorRollInterval, "monitor-roll-interval", firewall.DefaultMonitorRollInterval, "Least time between two roll requests through one firewall's FirewallMonitor (the tenant can write it).")
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
-	endpoints.bindFlags(fs)
+	bindEndpointFlags(fs, &endpoints)
 	webhookNames.bindFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -133,7 +133,7 @@ func run() error {
 	}
 
 	opts.Namespaces = splitList(namespaces)
-	tlsOpts, err := endpoints.tlsOptions()
+	tlsOpts, err := endpoints.TLSOptions()
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run() error {
 	restCfg.QPS, restCfg.Burst = float32(kubeQPS), kubeBurst
 	mgrOpts := ctrl.Options{
 		Scheme:                  scheme.New(),
-		Metrics:                 endpoints.metricsOptions(metricsAddr, tlsOpts),
+		Metrics:                 endpoints.MetricsOptions(metricsAddr, tlsOpts),
 		HealthProbeBindAddress:  healthAddr,
 		LeaderElection:          leaderElection,
 		LeaderElectionID:        "palisade-manager.firewall.metal-stack.io",

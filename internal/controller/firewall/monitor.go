@@ -194,13 +194,13 @@ func (r *Reconciler) requestRoll(ctx context.Context, fw *v2.Firewall) error {
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: fw.Namespace, Name: owner.Name}, set); err != nil {
 		return client.IgnoreNotFound(err)
 	}
-	if v2.IsTrue(set.Annotations, v2.RollSetAnnotation) {
-		return nil
-	}
 	// Every roll allocates machines: the tenant may ask for one per interval and firewall.
 	if ok, wait := r.trust.allowRoll(fw.UID, r.Now(), r.monitorRollInterval()); !ok {
 		r.event(fw, corev1.EventTypeWarning, "RollRequestRateLimited", "Roll",
 			"Roll request through the FirewallMonitor ignored: the last one was less than %s ago (next possible in %s)", r.monitorRollInterval(), wait.Round(time.Second))
+		return nil
+	}
+	if v2.IsTrue(set.Annotations, v2.RollSetAnnotation) {
 		return nil
 	}
 	patch := client.MergeFrom(set.DeepCopy())

@@ -41,6 +41,9 @@ type Options struct {
 	Manager func(*manager.Options)
 	// Logger is the manager's logger; the zero value discards.
 	Logger logr.Logger
+	// ManagerConfig, when set, turns the API server's admin config into the one the manager
+	// runs with (test/security impersonates the chart's ServiceAccount).
+	ManagerConfig func(*rest.Config) *rest.Config
 }
 
 // Stack is one API server, one simulator and one (restartable) manager.
@@ -145,7 +148,11 @@ func (s *Stack) StartManager() error {
 		s.opts.Manager(&opts)
 	}
 	manager.ScopeCaches(&mgrOpts, opts.Namespaces)
-	mgr, err := ctrl.NewManager(s.Config, mgrOpts)
+	cfg := rest.CopyConfig(s.Config)
+	if s.opts.ManagerConfig != nil {
+		cfg = s.opts.ManagerConfig(cfg)
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return err
 	}
