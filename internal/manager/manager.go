@@ -138,6 +138,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		fwReconciler.Workload, fwReconciler.WorkloadEvents = registry, registry.Source()
 		fwReconciler.DefaultWorkloadKubeconfig = opts.Monitors.DefaultKubeconfigSecret
 	}
+	fwReconciler.Namespaces, deployReconciler.Namespaces = opts.Namespaces, opts.Namespaces
 	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
 		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}
 		fwReconciler.Filter, setReconciler.Filter, deployReconciler.Filter = filter.allowed, filter.allowed, filter.allowed

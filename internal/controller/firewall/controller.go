@@ -27,11 +27,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	corev1 "k8s.io/api/core/v1"
-
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
+	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -118,6 +117,8 @@ type Reconciler struct {
 	WorkloadEvents source.Source
 	// DefaultWorkloadKubeconfig is the manager-wide workload kubeconfig Secret reference.
 	DefaultWorkloadKubeconfig string
+	// Namespaces limits the Secret and ConfigMap watches (--namespace); empty means all.
+	Namespaces []string
 
 	trust monitorTrust
 }
@@ -147,18 +148,22 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 			predicate.LabelChangedPredicate{},
 			agentReportChanged{},
 		))).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
-		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
+		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true)))).
+		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false)))).
 		WithOptions(options).
 		WatchesRawSource(r.Fleet.Changes())
 	if r.WorkloadEvents != nil {
 		b = b.WatchesRawSource(r.WorkloadEvents).
-			WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))
+			WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig)))
 	}
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallList{} })
 	}
 	return b.Complete(r)
+}
+
+func (r *Reconciler) references(mgr ctrl.Manager) refwatch.Config {
+	return refwatch.Config{Rest: mgr.GetConfig(), Namespaces: r.Namespaces}
 }
 
 // agentReportChanged lets the agent's status reports through while ignoring our own status writes.

@@ -22,12 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	corev1 "k8s.io/api/core/v1"
-
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
+	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 )
 
 // Reconciler reconciles FirewallDeployments.
@@ -48,6 +47,8 @@ type Reconciler struct {
 	// AgentAccess, when set, provisions the agent identity and the kubeconfigs the template's
 	// userdata asks the manager to generate.
 	AgentAccess AgentAccessor
+	// Namespaces limits the Secret and ConfigMap watches (--namespace); empty means all.
+	Namespaces []string
 	// OnRolloutDone observes the duration of a finished rollout (metrics).
 	OnRolloutDone func(namespace, name string, d time.Duration)
 
@@ -81,13 +82,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		r.Now = time.Now
 	}
 	r.lastCreated = map[string]time.Time{}
+	refs := refwatch.Config{Rest: mgr.GetConfig(), Namespaces: r.Namespaces}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("firewalldeployment").
 		For(&v2.FirewallDeployment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&v2.FirewallSet{}).
-		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true))).
-		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false))).
+		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true)))).
+		WatchesRawSource(refwatch.Source(refs, refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false)))).
 		WithOptions(options)
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallDeploymentList{} })
