@@ -61,7 +61,7 @@ app.kubernetes.io/component: manager
 {{- printf "%s-webhook" (include "palisade.fullname" .) }}
 {{- end }}
 
-{{/* Secret written by cert-manager; the manager's own self-signed Secret is palisade-webhook-tls. */}}
+{{/* Secret written by cert-manager; the manager's own self-signed Secret is "palisade.webhookTLSSecretName". */}}
 {{- define "palisade.certificateSecretName" -}}
 {{- printf "%s-webhook-cert" (include "palisade.fullname" .) }}
 {{- end }}
