@@ -117,8 +117,9 @@ type Reconciler struct {
 	WorkloadEvents source.Source
 	// DefaultWorkloadKubeconfig is the manager-wide workload kubeconfig Secret reference.
 	DefaultWorkloadKubeconfig string
-	// Namespaces limits the Secret and ConfigMap watches (--namespace); empty means all.
-	Namespaces []string
+	// References configures the Secret and ConfigMap watches (--namespace, the manager's
+	// reference cache); Rest defaults to the manager's.
+	References refwatch.Config
 
 	trust monitorTrust
 }
@@ -163,7 +164,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 }
 
 func (r *Reconciler) references(mgr ctrl.Manager) refwatch.Config {
-	return refwatch.Config{Rest: mgr.GetConfig(), Namespaces: r.Namespaces}
+	cfg := r.References
+	if cfg.Rest == nil {
+		cfg.Rest = mgr.GetConfig()
+	}
+	return cfg
 }
 
 // agentReportChanged lets the agent's status reports through while ignoring our own status writes.

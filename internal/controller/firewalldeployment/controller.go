@@ -47,8 +47,9 @@ type Reconciler struct {
 	// AgentAccess, when set, provisions the agent identity and the kubeconfigs the template's
 	// userdata asks the manager to generate.
 	AgentAccess AgentAccessor
-	// Namespaces limits the Secret and ConfigMap watches (--namespace); empty means all.
-	Namespaces []string
+	// References configures the Secret and ConfigMap watches (--namespace, the manager's
+	// reference cache); Rest defaults to the manager's.
+	References refwatch.Config
 	// OnRolloutDone observes the duration of a finished rollout (metrics).
 	OnRolloutDone func(namespace, name string, d time.Duration)
 
@@ -82,7 +83,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		r.Now = time.Now
 	}
 	r.lastCreated = map[string]time.Time{}
-	refs := refwatch.Config{Rest: mgr.GetConfig(), Namespaces: r.Namespaces}
+	refs := r.References
+	if refs.Rest == nil {
+		refs.Rest = mgr.GetConfig()
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("firewalldeployment").
 		For(&v2.FirewallDeployment{}, builder.WithPredicates(predicate.Or(

@@ -38,6 +38,10 @@ type Config struct {
 	Rest *rest.Config
 	// Namespaces limits the watch; empty means all namespaces.
 	Namespaces []string
+	// OnChange, when set, is called for every event before the controller's handler: the
+	// manager drops its copy of a changed object there, so the reconcile the event triggers
+	// never reads a stale one.
+	OnChange func(resource schema.GroupVersionResource, obj client.Object)
 }
 
 // Source returns a controller source that calls h for every change of a resource (Secrets or
@@ -55,16 +59,49 @@ type watchSource struct {
 }
 
 func (s *watchSource) Start(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-	mc, err := metadata.NewForConfig(s.cfg.Rest)
+	s.synced.Add(1)
+	return Run(ctx, s.cfg, s.resource, func(kind EventKind, o client.Object) {
+		if s.cfg.OnChange != nil {
+			s.cfg.OnChange(s.resource, o)
+		}
+		switch kind {
+		case Added:
+			s.handler.Create(ctx, event.CreateEvent{Object: o}, queue)
+		case Updated:
+			s.handler.Update(ctx, event.UpdateEvent{ObjectOld: o, ObjectNew: o}, queue)
+		case Deleted:
+			s.handler.Delete(ctx, event.DeleteEvent{Object: o}, queue)
+		case Listed:
+			s.handler.Generic(ctx, event.GenericEvent{Object: o}, queue)
+		}
+	}, s.synced.Done)
+}
+
+// EventKind says what happened to an object.
+type EventKind int
+
+// The event kinds; Listed is an object of a (re)list, which may have changed unseen.
+const (
+	Added EventKind = iota
+	Updated
+	Deleted
+	Listed
+)
+
+// Run watches resource as metadata and calls notify for every event until ctx ends; it
+// returns at once. synced is called once every namespace's first list went through.
+func Run(ctx context.Context, cfg Config, resource schema.GroupVersionResource, notify func(EventKind, client.Object), synced func()) error {
+	mc, err := metadata.NewForConfig(cfg.Rest)
 	if err != nil {
 		return err
 	}
-	namespaces := s.cfg.Namespaces
+	namespaces := cfg.Namespaces
 	if len(namespaces) == 0 {
 		namespaces = []string{metav1.NamespaceAll}
 	}
+	var pending sync.WaitGroup
 	for _, ns := range namespaces {
-		api := mc.Resource(s.resource).Namespace(ns)
+		api := mc.Resource(resource).Namespace(ns)
 		lw := &toolscache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 				return api.List(ctx, opts)
@@ -73,17 +110,22 @@ func (s *watchSource) Start(ctx context.Context, queue workqueue.TypedRateLimiti
 				return api.Watch(ctx, opts)
 			},
 		}
-		st := &forwardingStore{ctx: ctx, handler: s.handler, queue: queue}
-		s.synced.Add(1)
-		st.onFirstList = s.synced.Done
+		pending.Add(1)
+		st := &forwardingStore{notify: notify, onFirstList: pending.Done}
 		r := toolscache.NewReflectorWithOptions(lw, &metav1.PartialObjectMetadata{}, st, toolscache.ReflectorOptions{
-			Name: "palisade-refwatch-" + s.resource.Resource + "-" + ns,
+			Name: "palisade-refwatch-" + resource.Resource + "-" + ns,
 		})
 		go func() {
 			r.RunWithContext(ctx)
-			logf.FromContext(ctx).V(1).Info("Reference watch stopped", "resource", s.resource.Resource, "namespace", ns)
+			logf.FromContext(ctx).V(1).Info("Reference watch stopped", "resource", resource.Resource, "namespace", ns)
 		}()
 	}
+	go func() {
+		pending.Wait()
+		if synced != nil {
+			synced()
+		}
+	}()
 	return nil
 }
 
@@ -101,12 +143,10 @@ func (s *watchSource) WaitForSync(ctx context.Context) error {
 
 func (s *watchSource) String() string { return "refwatch/" + s.resource.Resource }
 
-// forwardingStore is the reflector's store: it keeps nothing and turns every call into an
-// event for the handler.
+// forwardingStore is the reflector's store: it keeps nothing and turns every call into a
+// notification.
 type forwardingStore struct {
-	ctx         context.Context
-	handler     handler.EventHandler
-	queue       workqueue.TypedRateLimitingInterface[reconcile.Request]
+	notify      func(EventKind, client.Object)
 	once        sync.Once
 	onFirstList func()
 }
@@ -119,32 +159,20 @@ func object(obj any) (client.Object, bool) {
 	return o, ok
 }
 
-func (f *forwardingStore) Add(obj any) error {
+func (f *forwardingStore) forward(kind EventKind, obj any) error {
 	if o, ok := object(obj); ok {
-		f.handler.Create(f.ctx, event.CreateEvent{Object: o}, f.queue)
+		f.notify(kind, o)
 	}
 	return nil
 }
 
-func (f *forwardingStore) Update(obj any) error {
-	if o, ok := object(obj); ok {
-		f.handler.Update(f.ctx, event.UpdateEvent{ObjectOld: o, ObjectNew: o}, f.queue)
-	}
-	return nil
-}
-
-func (f *forwardingStore) Delete(obj any) error {
-	if o, ok := object(obj); ok {
-		f.handler.Delete(f.ctx, event.DeleteEvent{Object: o}, f.queue)
-	}
-	return nil
-}
+func (f *forwardingStore) Add(obj any) error    { return f.forward(Added, obj) }
+func (f *forwardingStore) Update(obj any) error { return f.forward(Updated, obj) }
+func (f *forwardingStore) Delete(obj any) error { return f.forward(Deleted, obj) }
 
 func (f *forwardingStore) Replace(items []any, _ string) error {
 	for _, item := range items {
-		if o, ok := object(item); ok {
-			f.handler.Generic(f.ctx, event.GenericEvent{Object: o}, f.queue)
-		}
+		_ = f.forward(Listed, item)
 	}
 	f.once.Do(f.onFirstList)
 	return nil
