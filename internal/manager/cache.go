@@ -9,10 +9,11 @@ import (
 
 // ScopeCaches sets the cache and client options Setup's controllers are written for, on the
 // options a manager is created with (cmd/manager and the test harness call it):
-//   - Secrets and ConfigMaps are never cached: reads of the objects userdata references go to
-//     the API server, and the controllers learn of changes through metadata-only watches that
-//     keep nothing (internal/controller/refwatch), so a seed's unrelated Secrets cost the
-//     manager no memory (docs/benchmarks.md).
+//   - Secrets and ConfigMaps are not cached by informer: the client reads them from the API
+//     server, Setup's reference cache keeps only the ones read until they change, and the
+//     controllers learn of changes through metadata-only watches that keep nothing
+//     (internal/controller/refwatch), so a seed's unrelated Secrets cost the manager no memory
+//     (docs/benchmarks.md).
 //   - With namespaces (--namespace), every informer is limited to them, which is what a
 //     namespaced Role allows (docs/security.md).
 //   - managedFields are dropped from every cached object.
