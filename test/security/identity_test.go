@@ -82,6 +82,13 @@ func TestManagerCannotReadOrChangeUnrelatedSecrets(t *testing.T) {
 
 	g.Expect(admin.Get(ctx, client.ObjectKeyFromObject(inside), current)).To(Succeed())
 	g.Expect(string(current.Data["password"])).To(Equal("hunter2"), "the tenant Secret is untouched")
+
+	t.Log("its own webhook certificate Secret in the release namespace, and nothing else there")
+	certificate := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: releaseName + "-webhook-tls", Namespace: releaseNamespace}}
+	g.Expect(asManager.Create(ctx, certificate, client.DryRunAll)).To(Succeed())
+	expectPolicyDenied(g, asManager.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: releaseNamespace}}, client.DryRunAll), "create another Secret in the release namespace")
+	g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "metal-api", Namespace: releaseNamespace}, StringData: map[string]string{"hmac": "key"}})).To(Succeed())
+	expectRBACDenied(g, asManager.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: "metal-api"}, &corev1.Secret{}), "read the metal-api Secret (it is mounted, not read)")
 }
 
 func TestManagerCannotEscalate(t *testing.T) {

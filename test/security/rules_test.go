@@ -32,7 +32,7 @@ var documented = map[string][]string{
 		// The manager's own API.
 		"firewall.metal-stack.io: firewalldeployments firewalls firewallsets firewallmonitors and their status and finalizers",
 	},
-	"palisade-system": {"create secrets", "get secrets", "update secrets"},
+	"palisade-system": {"create secrets", "get secrets/palisade-webhook-tls", "update secrets/palisade-webhook-tls"},
 	"served-namespace": {
 		"get configmaps", "list configmaps", "watch configmaps",
 		"create secrets", "delete secrets", "get secrets", "list secrets", "patch secrets", "update secrets", "watch secrets",
