@@ -38,6 +38,8 @@ var documented = map[string][]string{
 		"create secrets", "delete secrets", "get secrets", "list secrets", "patch secrets", "update secrets", "watch secrets",
 		"create serviceaccounts", "delete serviceaccounts", "get serviceaccounts", "list serviceaccounts", "patch serviceaccounts", "update serviceaccounts", "watch serviceaccounts",
 		"create serviceaccounts/token",
+		// Exporter Services and Endpoints in the monitor namespace (single-cluster mode).
+		"create services", "get services", "patch services", "create endpoints", "get endpoints", "patch endpoints",
 		"create roles.rbac.authorization.k8s.io", "delete roles.rbac.authorization.k8s.io", "get roles.rbac.authorization.k8s.io", "list roles.rbac.authorization.k8s.io",
 		"patch roles.rbac.authorization.k8s.io", "update roles.rbac.authorization.k8s.io", "watch roles.rbac.authorization.k8s.io",
 		"create rolebindings.rbac.authorization.k8s.io", "delete rolebindings.rbac.authorization.k8s.io", "get rolebindings.rbac.authorization.k8s.io", "list rolebindings.rbac.authorization.k8s.io",
