@@ -5,8 +5,8 @@ SHELL := /usr/bin/env bash -o pipefail
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= GOFLAGS= go run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 HELM_VERSION ?= v3.22.0
-# Packages that carry kubebuilder markers (API types, RBAC, webhooks).
-MARKER_PATHS := paths=./api/... paths=./internal/controller/... paths=./internal/webhook/...
+# Packages that carry kubebuilder markers (API types, RBAC, webhooks, the metrics filters).
+MARKER_PATHS := paths=./api/... paths=./internal/controller/... paths=./internal/webhook/... paths=./internal/manager/...
 GO_TEST_FLAGS ?= -count=1
 CHART := charts/palisade
 # Everything `make generate manifests` writes; `make test` fails when any of it is stale.

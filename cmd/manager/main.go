@@ -16,10 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/scheme"
@@ -51,6 +51,9 @@ func run() error {
 		kubeQPS                           float64
 		kubeBurst                         int
 		metalKeyFiles                     metalKeys
+		endpoints                         manager.EndpointOptions
+		namespaces                        string
+		webhookNames                      webhookNames
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -69,6 +72,7 @@ func run() error {
 	fs.StringVar(&metalKeyFiles.edit, "metal-api-edit-hmac-file", "", "File holding a Metal-Edit key for allocate and free, and for reads without a view key (default: env METAL_API_EDIT_HMAC).")
 	fs.StringVar(&metalKeyFiles.admin, "metal-api-admin-hmac-file", "", "File holding a Metal-Admin key for machine updates (tags, ssh keys) (default: env METAL_API_ADMIN_HMAC).")
 	fs.StringVar(&opts.Firewall.ClusterID, "cluster-id", "", "Written as tag cluster.metal-stack.io/id on every machine (optional).")
+	fs.StringVar(&namespaces, "namespace", "", "Serve only these namespaces (comma-separated): every cache is limited to them, so a namespaced Role suffices (Gardener: the shoot namespace; default: all namespaces).")
 	fs.StringVar(&namespaceSelector, "namespace-selector", "", "Only reconcile namespaces whose labels match this selector (default: all namespaces).")
 	fs.DurationVar(&opts.Timeouts.Create, "create-timeout", 0, "Replace a firewall not ready this long after allocation (0: never).")
 	fs.DurationVar(&opts.Timeouts.Health, "firewall-health-timeout", 0, "Replace a provisioned firewall that is not ready for this long (0: never).")
@@ -85,7 +89,10 @@ func run() error {
 	fs.BoolVar(&opts.Monitors.Disabled, "disable-firewall-monitors", false, "Do not write FirewallMonitors into workload clusters.")
 	fs.StringVar(&opts.Monitors.DefaultKubeconfigSecret, "workload-kubeconfig-secret", "", "Secret (\"name\" or \"name/key\") in each firewall's namespace with the workload cluster kubeconfig, for firewalls without the "+v2.WorkloadKubeconfigAnnotation+" annotation (default: the manager's own cluster).")
 	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
+	fs.DurationVar(&opts.Firewall.MonitorRollInterval, "monitor-roll-interval", firewall.DefaultMonitorRollInterval, "Least time between two roll requests through one firewall's FirewallMonitor (the tenant can write it).")
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
+	bindEndpointFlags(fs, &endpoints)
+	webhookNames.bindFlags(fs)
 	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -130,22 +137,30 @@ func run() error {
 		return fmt.Errorf("metal-api client: %w", err)
 	}
 
+	opts.Namespaces = splitList(namespaces)
+	tlsOpts, err := endpoints.TLSOptions()
+	if err != nil {
+		return err
+	}
+
 	restCfg := ctrl.GetConfigOrDie()
 	restCfg.QPS, restCfg.Burst = float32(kubeQPS), kubeBurst
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                  scheme.New(),
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 endpoints.MetricsOptions(metricsAddr, tlsOpts),
 		HealthProbeBindAddress:  healthAddr,
 		LeaderElection:          leaderElection,
 		LeaderElectionID:        "palisade-manager.firewall.metal-stack.io",
 		LeaderElectionNamespace: leaderElectionNamespace,
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: webhookPort, CertDir: certDir}),
-	})
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Port: webhookPort, CertDir: certDir, TLSOpts: tlsOpts}),
+	}
+	manager.ScopeCaches(&mgrOpts, opts.Namespaces)
+	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	if enableWebhooks {
-		if err := setupWebhooks(mgr, certDir, webhookService, podNamespace); err != nil {
+		if err := setupWebhooks(mgr, certDir, webhookService, podNamespace, webhookNames); err != nil {
 			return err
 		}
 	}
@@ -158,14 +173,14 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	ctrl.Log.Info("Starting Palisade manager", "metalAPI", strings.TrimRight(metalURL, "/"), "namespaceSelector", namespaceSelector)
+	ctrl.Log.Info("Starting Palisade manager", "metalAPI", strings.TrimRight(metalURL, "/"), "namespaces", opts.Namespaces, "namespaceSelector", namespaceSelector)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
 // setupWebhooks registers the admission webhooks. Without certificates from cert-manager in
 // certDir, a self-signed CA and serving certificate are created, patched into the webhook
 // configurations and rotated before they expire.
-func setupWebhooks(mgr ctrl.Manager, certDir, service, namespace string) error {
+func setupWebhooks(mgr ctrl.Manager, certDir, service, namespace string, names webhookNames) error {
 	if namespace == "" {
 		return errors.New("--pod-namespace (or env POD_NAMESPACE) is required with webhooks enabled")
 	}
@@ -177,9 +192,9 @@ func setupWebhooks(mgr ctrl.Manager, certDir, service, namespace string) error {
 		CertDir:                         certDir,
 		DNSNames:                        []string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"},
 		Namespace:                       namespace,
-		SecretName:                      "palisade-webhook-tls",
-		MutatingWebhookConfigurations:   []string{webhook.MutatingWebhookConfigurationName},
-		ValidatingWebhookConfigurations: []string{webhook.ValidatingWebhookConfigurationName},
+		SecretName:                      names.secret,
+		MutatingWebhookConfigurations:   []string{names.mutating},
+		ValidatingWebhookConfigurations: []string{names.validating},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

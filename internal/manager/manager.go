@@ -16,12 +16,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	crmanager "sigs.k8s.io/controller-runtime/pkg/manager"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/controller/firewalldeployment"
 	"github.com/palisade-fw/palisade/internal/controller/firewallset"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/userdata"
 	"github.com/palisade-fw/palisade/internal/userdata/agentaccess"
@@ -34,6 +36,9 @@ type Options struct {
 	Timeouts         fwutil.Timeouts
 	ProgressDeadline time.Duration
 	SafetyBackoff    time.Duration
+	// Namespaces, when set, are the only namespaces served (--namespace); the caches must be
+	// limited to them as well (ScopeCaches).
+	Namespaces []string
 	// NamespaceSelector restricts the manager to namespaces with matching labels; nil means all.
 	NamespaceSelector labels.Selector
 	// MaxConcurrentReconciles per controller.
@@ -80,12 +85,29 @@ func DefaultOptions() Options {
 	}
 }
 
+// The metrics endpoint authenticates scrapers with TokenReviews and authorizes them with
+// SubjectAccessReviews (controller-runtime's metrics filters, --metrics-secure).
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
 // Setup registers the FirewallDeployment, FirewallSet and Firewall controllers.
 func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 	if metalClient == nil {
 		return errors.New("a metal-api client is required")
 	}
-	renderer := UserdataAdapter{Renderer: userdata.New(mgr.GetClient())}
+	// Referenced Secrets and ConfigMaps: read from the API server once, kept until they change.
+	refs := newReferenceCache(mgr.GetAPIReader(), mgr.GetClient())
+	err := mgr.Add(crmanager.RunnableFunc(func(ctx context.Context) error {
+		if err := refs.start(ctx, refwatch.Config{Rest: mgr.GetConfig(), Namespaces: opts.Namespaces}); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
+	renderer := UserdataAdapter{Renderer: userdata.New(refs)}
 	access, err := newAgentAccess(mgr, opts.Agent)
 	if err != nil {
 		return err
@@ -117,7 +139,7 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 	}
 	if !opts.Monitors.Disabled {
 		registry := &workload.Registry{
-			Seed:          mgr.GetClient(),
+			Seed:          refs,
 			Local:         mgr.GetConfig(),
 			DefaultSecret: opts.Monitors.DefaultKubeconfigSecret,
 			TokenSecret:   opts.Monitors.TokenSecret,
@@ -130,6 +152,8 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		fwReconciler.Workload, fwReconciler.WorkloadEvents = registry, registry.Source()
 		fwReconciler.DefaultWorkloadKubeconfig = opts.Monitors.DefaultKubeconfigSecret
 	}
+	watches := refwatch.Config{Rest: mgr.GetConfig(), Namespaces: opts.Namespaces, OnChange: refs.changed}
+	fwReconciler.References, deployReconciler.References = watches, watches
 	if opts.NamespaceSelector != nil && !opts.NamespaceSelector.Empty() {
 		filter := namespaceFilter{reader: mgr.GetClient(), selector: opts.NamespaceSelector}
 		fwReconciler.Filter, setReconciler.Filter, deployReconciler.Filter = filter.allowed, filter.allowed, filter.allowed

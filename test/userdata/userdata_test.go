@@ -121,7 +121,9 @@ func TestSeedExampleEndToEnd(t *testing.T) {
 		g.Expect(fws.Items).To(HaveLen(1))
 	}).Should(Succeed())
 	own := &v2.Firewall{}
-	g.Expect(agent.Get(ctx, client.ObjectKeyFromObject(&fws.Items[0]), own)).To(Succeed(), "the agent reads its Firewall")
+	// The agent's Role names its deployment's firewalls; the deployment adds a new one when its
+	// set reports it, long before a real machine has booted.
+	g.Eventually(func() error { return agent.Get(ctx, client.ObjectKeyFromObject(&fws.Items[0]), own) }).Should(Succeed(), "the agent reads its Firewall")
 	g.Expect(own.Name).To(Equal(machine.Allocation.Hostname))
 
 	patch := client.MergeFrom(own.DeepCopy())

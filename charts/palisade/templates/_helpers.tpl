@@ -61,7 +61,7 @@ app.kubernetes.io/component: manager
 {{- printf "%s-webhook" (include "palisade.fullname" .) }}
 {{- end }}
 
-{{/* Secret written by cert-manager; the manager's own self-signed Secret is palisade-webhook-tls. */}}
+{{/* Secret written by cert-manager; the manager's own self-signed Secret is "palisade.webhookTLSSecretName". */}}
 {{- define "palisade.certificateSecretName" -}}
 {{- printf "%s-webhook-cert" (include "palisade.fullname" .) }}
 {{- end }}
@@ -118,4 +118,50 @@ manifest; service, failure policy, timeout and namespace selector from the value
   {{- end }}
   rules: {{- toYaml .rules | nindent 4 }}
 {{- end }}
+{{- end }}
+
+{{/*
+The generated RBAC (files/rbac/role.yaml, from the +kubebuilder:rbac markers) as a dict:
+"cluster" holds the ClusterRole's rules, "release" the rules of the Role in the placeholder
+namespace palisade-system (the manager's own namespace), "served" the rules of the Role in the
+placeholder namespace served-namespace (every namespace the manager serves).
+*/}}
+{{- define "palisade.generatedRBAC" -}}
+{{- $out := dict "cluster" list "release" list "served" list }}
+{{- range $doc := regexSplit "(?m)^---\\s*$" (.Files.Get "files/rbac/role.yaml") -1 }}
+{{- if trim $doc }}
+{{- $obj := fromYaml $doc }}
+{{- if eq $obj.kind "ClusterRole" }}
+{{- $_ := set $out "cluster" $obj.rules }}
+{{- else if eq $obj.metadata.namespace "palisade-system" }}
+{{- $_ := set $out "release" $obj.rules }}
+{{- else if eq $obj.metadata.namespace "served-namespace" }}
+{{- $_ := set $out "served" $obj.rules }}
+{{- else }}
+{{- fail (printf "files/rbac/role.yaml: unexpected %s in namespace %q" $obj.kind $obj.metadata.namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* The namespaces the manager serves (--namespace); empty in cluster-wide mode. */}}
+{{- define "palisade.servedNamespaces" -}}
+{{- if .Values.rbac.clusterWide }}
+{{- toYaml (dict "items" list) }}
+{{- else }}
+{{- toYaml (dict "items" (.Values.namespaces | default (list .Release.Namespace) | uniq)) }}
+{{- end }}
+{{- end }}
+
+{{/* Per-release webhook configuration names, so that two releases can coexist. */}}
+{{- define "palisade.mutatingWebhookConfigurationName" -}}
+{{- printf "%s-mutating-webhook-configuration" (include "palisade.fullname" .) }}
+{{- end }}
+{{- define "palisade.validatingWebhookConfigurationName" -}}
+{{- printf "%s-validating-webhook-configuration" (include "palisade.fullname" .) }}
+{{- end }}
+{{/* The manager's self-signed webhook certificate Secret (without cert-manager). */}}
+{{- define "palisade.webhookTLSSecretName" -}}
+{{- printf "%s-webhook-tls" (include "palisade.fullname" .) }}
 {{- end }}

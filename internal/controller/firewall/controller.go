@@ -27,10 +27,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	corev1 "k8s.io/api/core/v1"
-
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
+	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -85,6 +85,9 @@ type Config struct {
 	ConnectedThreshold time.Duration
 	// SeedConnectedThreshold is how old the agent's last seed reconcile may be for SeedConnected.
 	SeedConnectedThreshold time.Duration
+	// MonitorRollInterval is the least time between two roll requests through one firewall's
+	// FirewallMonitor; 0 means DefaultMonitorRollInterval.
+	MonitorRollInterval time.Duration
 }
 
 // DefaultConfig returns production defaults.
@@ -114,12 +117,18 @@ type Reconciler struct {
 	WorkloadEvents source.Source
 	// DefaultWorkloadKubeconfig is the manager-wide workload kubeconfig Secret reference.
 	DefaultWorkloadKubeconfig string
+	// References configures the Secret and ConfigMap watches (--namespace, the manager's
+	// reference cache); Rest defaults to the manager's.
+	References refwatch.Config
+
+	trust monitorTrust
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+// Userdata references and workload kubeconfigs: read in the served namespaces only.
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=secrets;configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
@@ -140,15 +149,26 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 			predicate.LabelChangedPredicate{},
 			agentReportChanged{},
 		))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true))).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false))).
+		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true)))).
+		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false)))).
 		WithOptions(options).
 		WatchesRawSource(r.Fleet.Changes())
 	if r.WorkloadEvents != nil {
 		b = b.WatchesRawSource(r.WorkloadEvents).
-			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig))
+			WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig)))
+	}
+	if r.Filter != nil {
+		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallList{} })
 	}
 	return b.Complete(r)
+}
+
+func (r *Reconciler) references(mgr ctrl.Manager) refwatch.Config {
+	cfg := r.References
+	if cfg.Rest == nil {
+		cfg.Rest = mgr.GetConfig()
+	}
+	return cfg
 }
 
 // agentReportChanged lets the agent's status reports through while ignoring our own status writes.

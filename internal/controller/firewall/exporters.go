@@ -9,16 +9,17 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/workload"
 )
 
-// In single-cluster mode the workload cluster is the manager's own: it applies these there.
-// +kubebuilder:rbac:groups="",resources=services;endpoints,verbs=get;create;patch
+// In single-cluster mode the workload cluster is the manager's own: it applies these there, in
+// the monitor namespace, which must then be one of the served namespaces (docs/security.md).
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=services;endpoints,verbs=get;create;patch
 
 // The exporters every firewall runs, reachable from the workload cluster as headless
 // Services with manual Endpoints in the firewall namespace (as upstream): the agent's own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,8 +26,8 @@ type Workload interface {
 }
 
 // reconcileMonitor keeps the firewall's FirewallMonitor in the workload cluster in line, and
-// reads back what the agent and the users wrote there: the agent's report (when it is newer than
-// the one in the seed, for agents without seed access) and a roll request.
+// reads back what the agent and the users wrote there, within the limits of monitortrust.go:
+// the agent's report (for agents without seed access) and a roll request.
 // refresh re-derives the conditions when the agent's report was taken from the monitor.
 func (r *Reconciler) reconcileMonitor(ctx context.Context, fw *v2.Firewall, refresh func()) error {
 	if r.Workload == nil {
@@ -57,7 +58,7 @@ func (r *Reconciler) reconcileMonitor(ctx context.Context, fw *v2.Firewall, refr
 				fmt.Sprintf("FirewallMonitor %s/%s in the workload cluster belongs to namespace %q", wc.Namespace, fw.Name, owner))
 			return nil
 		}
-		if adoptMonitorReport(fw, current) {
+		if r.adoptMonitorReport(ctx, fw, current) {
 			refresh()
 		}
 		if v2.IsTrue(current.Annotations, v2.RollSetAnnotation) {
@@ -136,26 +137,32 @@ func fillMonitor(mon *v2.FirewallMonitor, fw *v2.Firewall) {
 }
 
 // monitorConditions copies the firewall's conditions without the monitor's own, whose status
-// would always be one write behind.
+// would always be one write behind, and without seed-side messages (tenantCondition).
 func monitorConditions(fw *v2.Firewall) []metav1.Condition {
 	out := make([]metav1.Condition, 0, len(fw.Status.Conditions))
 	for _, c := range fw.Status.Conditions {
 		if c.Type != v2.ConditionMonitorDeployed {
-			out = append(out, c)
+			out = append(out, tenantCondition(c))
 		}
 	}
 	return out
 }
 
-// adoptMonitorReport takes the agent's report from the monitor when it is newer than the one
-// in the seed: an agent without seed access (Cluster API, metal source) reports only there.
-func adoptMonitorReport(fw *v2.Firewall, mon *v2.FirewallMonitor) bool {
-	ms := mon.ControllerStatus
-	if ms == nil || ms.Updated.IsZero() {
+// adoptMonitorReport takes the agent's report from the monitor when decideMonitorReport allows
+// it: an agent without seed access (Cluster API, metal source) reports only there.
+func (r *Reconciler) adoptMonitorReport(ctx context.Context, fw *v2.Firewall, mon *v2.FirewallMonitor) bool {
+	ms, cs := mon.ControllerStatus, fw.Status.ControllerStatus
+	recorded, known := r.trust.adoptedReport(fw.UID)
+	fromMonitor := reportFromMonitor(cs, ms, recorded, known)
+	switch decideMonitorReport(cs, ms, fromMonitor, r.Now(), r.Config.ConnectedThreshold) {
+	case ignoreReport:
+		if fromMonitor && !known {
+			r.trust.recordAdopted(fw.UID, cs.Updated)
+		}
 		return false
-	}
-	cs := fw.Status.ControllerStatus
-	if cs != nil && !ms.Updated.After(cs.Updated.Time) {
+	case refuseFutureReport:
+		logf.FromContext(ctx).Info("Ignoring the agent report in the FirewallMonitor: its time lies in the future", "lastRun", ms.Updated, "lastRunAgainstSeed", ms.SeedUpdated)
+		r.event(fw, corev1.EventTypeWarning, "MonitorReportRefused", "ReadReport", "The agent report in the FirewallMonitor lies in the future; it is ignored")
 		return false
 	}
 	next := &v2.ControllerConnection{
@@ -173,6 +180,7 @@ func adoptMonitorReport(fw *v2.Firewall, mon *v2.FirewallMonitor) bool {
 		next.SeedUpdated = cs.SeedUpdated // the seed knows best when the agent last read it
 	}
 	fw.Status.ControllerStatus = next
+	r.trust.recordAdopted(fw.UID, next.Updated)
 	return true
 }
 
@@ -187,6 +195,12 @@ func (r *Reconciler) requestRoll(ctx context.Context, fw *v2.Firewall) error {
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: fw.Namespace, Name: owner.Name}, set); err != nil {
 		return client.IgnoreNotFound(err)
 	}
+	// Every roll allocates machines: the tenant may ask for one per interval and firewall.
+	if ok, wait := r.trust.allowRoll(fw.UID, r.Now(), r.monitorRollInterval()); !ok {
+		r.event(fw, corev1.EventTypeWarning, "RollRequestRateLimited", "Roll",
+			"Roll request through the FirewallMonitor ignored: the last one was less than %s ago (next possible in %s)", r.monitorRollInterval(), wait.Round(time.Second))
+		return nil
+	}
 	if v2.IsTrue(set.Annotations, v2.RollSetAnnotation) {
 		return nil
 	}
@@ -200,9 +214,18 @@ func (r *Reconciler) requestRoll(ctx context.Context, fw *v2.Firewall) error {
 	return nil
 }
 
+// monitorRollInterval is Config.MonitorRollInterval, DefaultMonitorRollInterval when unset.
+func (r *Reconciler) monitorRollInterval() time.Duration {
+	if r.Config.MonitorRollInterval > 0 {
+		return r.Config.MonitorRollInterval
+	}
+	return DefaultMonitorRollInterval
+}
+
 // deleteMonitor removes the firewall's monitor. A workload cluster that is gone or unreachable
 // does not hold up the deletion: its monitors went with it, or are orphaned and say so.
 func (r *Reconciler) deleteMonitor(ctx context.Context, fw *v2.Firewall) error {
+	r.trust.forget(fw.UID)
 	if r.Workload == nil || meta.FindStatusCondition(fw.Status.Conditions, v2.ConditionMonitorDeployed) == nil {
 		return nil
 	}

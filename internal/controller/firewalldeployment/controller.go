@@ -22,11 +22,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	corev1 "k8s.io/api/core/v1"
-
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
+	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
+	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 )
 
 // Reconciler reconciles FirewallDeployments.
@@ -47,6 +47,9 @@ type Reconciler struct {
 	// AgentAccess, when set, provisions the agent identity and the kubeconfigs the template's
 	// userdata asks the manager to generate.
 	AgentAccess AgentAccessor
+	// References configures the Secret and ConfigMap watches (--namespace, the manager's
+	// reference cache); Rest defaults to the manager's.
+	References refwatch.Config
 	// OnRolloutDone observes the duration of a finished rollout (metrics).
 	OnRolloutDone func(namespace, name string, d time.Duration)
 
@@ -65,11 +68,13 @@ type AgentAccessor interface {
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalldeployments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewallsets,verbs=get;list;watch;create;update;patch;delete
 // The agent identity (internal/userdata/agentaccess): one ServiceAccount, Role and RoleBinding
-// per deployment, bound tokens, and the kubeconfig Secrets.
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// per deployment, bound tokens, and the kubeconfig Secrets. These rights exist only in the
+// namespaces the manager serves: the placeholder namespace "served-namespace" becomes one Role
+// per served namespace in the chart, never a ClusterRole (docs/security.md).
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=serviceaccounts/token,verbs=create
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,namespace=served-namespace,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=served-namespace,resources=secrets,verbs=get;list;watch;create;update;patch;delete
 
 // SetupWithManager registers the controller. Set status changes and the Secrets and ConfigMaps
 // the userdata reads trigger it.
@@ -78,15 +83,22 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		r.Now = time.Now
 	}
 	r.lastCreated = map[string]time.Time{}
-	return ctrl.NewControllerManagedBy(mgr).
+	refs := r.References
+	if refs.Rest == nil {
+		refs.Rest = mgr.GetConfig()
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("firewalldeployment").
 		For(&v2.FirewallDeployment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&v2.FirewallSet{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true))).
-		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false))).
-		WithOptions(options).
-		Complete(r)
+		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true)))).
+		WatchesRawSource(refwatch.Source(refs, refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false)))).
+		WithOptions(options)
+	if r.Filter != nil {
+		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallDeploymentList{} })
+	}
+	return b.Complete(r)
 }
 
 func (r *Reconciler) deploymentsReferencing(secret bool) handler.MapFunc {

@@ -27,6 +27,7 @@ import (
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 )
 
@@ -56,12 +57,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 	if r.Now == nil {
 		r.Now = time.Now
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("firewallset").
 		For(&v2.FirewallSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&v2.Firewall{}).
-		WithOptions(options).
-		Complete(r)
+		WithOptions(options)
+	if r.Filter != nil {
+		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallSetList{} })
+	}
+	return b.Complete(r)
 }
 
 // Selector is the set's effective selector: spec.selector, else the template labels.

@@ -17,8 +17,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -41,6 +43,9 @@ type Options struct {
 	Manager func(*manager.Options)
 	// Logger is the manager's logger; the zero value discards.
 	Logger logr.Logger
+	// ManagerConfig, when set, turns the API server's admin config into the one the manager
+	// runs with (test/security impersonates the chart's ServiceAccount).
+	ManagerConfig func(*rest.Config) *rest.Config
 }
 
 // Stack is one API server, one simulator and one (restartable) manager.
@@ -135,12 +140,23 @@ func (s *Stack) StartManager() error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 s.opts.Logger,
+		// A restart registers the same controller names again in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	wio := &s.Env.WebhookInstallOptions
 	if s.opts.Webhooks {
 		mgrOpts.WebhookServer = crwebhook.NewServer(crwebhook.Options{Host: wio.LocalServingHost, Port: wio.LocalServingPort, CertDir: wio.LocalServingCertDir})
 	}
-	mgr, err := ctrl.NewManager(s.Config, mgrOpts)
+	opts := TestOptions()
+	if s.opts.Manager != nil {
+		s.opts.Manager(&opts)
+	}
+	manager.ScopeCaches(&mgrOpts, opts.Namespaces)
+	cfg := rest.CopyConfig(s.Config)
+	if s.opts.ManagerConfig != nil {
+		cfg = s.opts.ManagerConfig(cfg)
+	}
+	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
 		return err
 	}
@@ -148,10 +164,6 @@ func (s *Stack) StartManager() error {
 		if err := webhook.SetupWebhooksWithManager(mgr); err != nil {
 			return err
 		}
-	}
-	opts := TestOptions()
-	if s.opts.Manager != nil {
-		s.opts.Manager(&opts)
 	}
 	if err := manager.Setup(mgr, s.Metal, opts); err != nil {
 		return err

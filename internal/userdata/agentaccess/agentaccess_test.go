@@ -2,6 +2,7 @@ package agentaccess
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/testenv"
@@ -42,6 +44,28 @@ func firewallSpec(contents ...v2.UserdataContent) v2.FirewallSpec {
 
 func firewall(namespace, name string) *v2.Firewall {
 	return &v2.Firewall{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Spec: firewallSpec()}
+}
+
+// ownedFirewall creates a FirewallSet controlled by deploy and a Firewall controlled by the set,
+// as the set and deployment controllers would.
+func ownedFirewall(t *testing.T, ctx context.Context, deploy *v2.FirewallDeployment, setName, name string) *v2.Firewall {
+	t.Helper()
+	set := &v2.FirewallSet{ObjectMeta: metav1.ObjectMeta{Name: setName, Namespace: deploy.Namespace}}
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set); apierrors.IsNotFound(err) {
+		set.Spec.Template.Spec = firewallSpec()
+		if err := controllerutil.SetControllerReference(deploy, set, k8sClient.Scheme()); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, ctx, set)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	fw := firewall(deploy.Namespace, name)
+	if err := controllerutil.SetControllerReference(set, fw, k8sClient.Scheme()); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, ctx, fw)
+	return fw
 }
 
 func generatedRef(path, secret string) v2.UserdataContent {
@@ -113,9 +137,13 @@ func TestGeneratedKubeconfigIsLeastPrivilege(t *testing.T) {
 		generatedRef("/etc/firewall-controller/seed.yaml", "edge-seed-kubeconfig"),
 		secretRef("/etc/firewall-controller/shoot.yaml", "shoot-kubeconfig"),
 	)
+	mustCreate(t, ctx, deploy)
+	ownedFirewall(t, ctx, deploy, "edge-1", "edge-firewall-abcde")
+	sibling := deployment(own, "sibling")
+	mustCreate(t, ctx, sibling)
+	ownedFirewall(t, ctx, sibling, "sibling-1", "sibling-firewall-fghij")
 	mustCreate(t, ctx,
-		deploy,
-		firewall(own, "edge-firewall-abcde"),
+		firewall(own, "standalone-firewall"),
 		firewall(other, "foreign-firewall"),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shoot-kubeconfig", Namespace: own}, StringData: map[string]string{"value": "shoot"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: own}, StringData: map[string]string{"value": "x"}},
@@ -160,9 +188,10 @@ func TestGeneratedKubeconfigIsLeastPrivilege(t *testing.T) {
 		if err := agent.Get(ctx, client.ObjectKey{Namespace: own, Name: "edge-firewall-abcde"}, &fw); err != nil {
 			t.Fatalf("get own firewall: %v", err)
 		}
-		var sets v2.FirewallSetList
-		if err := agent.List(ctx, &sets, client.InNamespace(own)); err != nil {
-			t.Errorf("list own firewallsets: %v", err)
+		// The agent watches its firewall by name; resourceNames admit that list.
+		var list v2.FirewallList
+		if err := agent.List(ctx, &list, client.InNamespace(own), client.MatchingFields{"metadata.name": "edge-firewall-abcde"}); err != nil || len(list.Items) != 1 {
+			t.Errorf("list own firewall by name: %v (%d items)", err, len(list.Items))
 		}
 		fw.Status.Phase = "Running"
 		if err := agent.Status().Update(ctx, &fw); err != nil {
@@ -176,6 +205,48 @@ func TestGeneratedKubeconfigIsLeastPrivilege(t *testing.T) {
 		}
 		fw.Spec.Image = "evil"
 		expectForbidden(t, agent.Update(ctx, &fw))
+	})
+	t.Run("cannot touch a sibling firewall", func(t *testing.T) {
+		for _, name := range []string{"sibling-firewall-fghij", "standalone-firewall"} {
+			var fw v2.Firewall
+			expectForbidden(t, agent.Get(ctx, client.ObjectKey{Namespace: own, Name: name}, &fw))
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: own, Name: name}, &fw); err != nil {
+				t.Fatal(err)
+			}
+			fw.Status.Phase = "Running"
+			expectForbidden(t, agent.Status().Update(ctx, &fw))
+			expectForbidden(t, agent.Status().Patch(ctx, &fw, client.RawPatch("application/merge-patch+json", []byte(`{"status":{"phase":"Crashing"}}`))))
+		}
+		expectForbidden(t, agent.List(ctx, &v2.FirewallList{}, client.InNamespace(own)))
+		expectForbidden(t, agent.List(ctx, &v2.FirewallSetList{}, client.InNamespace(own)))
+	})
+	t.Run("follows a roll", func(t *testing.T) {
+		ownedFirewall(t, ctx, deploy, "edge-2", "edge-firewall-klmno")
+		if _, err := newAccess(clk).Ensure(ctx, deploy); err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.Get(ctx, client.ObjectKey{Namespace: own, Name: "edge-firewall-klmno"}, &v2.Firewall{}); err != nil {
+			t.Errorf("the new set's firewall is not readable after the roll: %v", err)
+		}
+		old := &v2.Firewall{ObjectMeta: metav1.ObjectMeta{Namespace: own, Name: "edge-firewall-klmno"}}
+		if err := k8sClient.Delete(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newAccess(clk).Ensure(ctx, deploy); err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.Role
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: own, Name: ServiceAccountName(deploy)}, &role); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "firewalls") && !slices.Equal(r.ResourceNames, []string{"edge-firewall-abcde"}) {
+				t.Errorf("after the firewall went, the Role still names %v", r.ResourceNames)
+			}
+		}
+		if role.Labels[IdentityLabel] != "true" {
+			t.Errorf("Role labels %v miss %s", role.Labels, IdentityLabel)
+		}
 	})
 	t.Run("denied in another namespace", func(t *testing.T) {
 		expectForbidden(t, agent.Get(ctx, client.ObjectKey{Namespace: other, Name: "foreign-firewall"}, &v2.Firewall{}))

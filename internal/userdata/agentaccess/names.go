@@ -7,7 +7,15 @@ import (
 	v2 "github.com/palisade-fw/palisade/api/v2"
 )
 
+// IdentityLabel is "true" on the agent ServiceAccounts, Roles and RoleBindings the manager
+// writes. The manager's ValidatingAdmissionPolicy admits its writes of these kinds, and its
+// token requests, only for objects that carry it (and agent ServiceAccount names).
+const IdentityLabel = "firewall.metal-stack.io/agent-identity"
+
 const (
+	// AgentSuffix ends every agent ServiceAccount name; the admission policy checks it on
+	// token requests, which carry no labels.
+	AgentSuffix = agentSuffix
 	agentSuffix = "-firewall-agent"
 	// maxNameLength is the limit of ServiceAccount, Role and RoleBinding names.
 	maxNameLength = 253

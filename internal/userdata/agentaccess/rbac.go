@@ -3,6 +3,7 @@ package agentaccess
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -15,21 +16,52 @@ import (
 	"github.com/palisade-fw/palisade/internal/userdata"
 )
 
-// AgentRules is what the agent may do in its deployment's namespace: read Firewalls and
-// FirewallSets (a Role cannot narrow this to the deployment's own objects, whose names are
-// generated), write Firewall status, and get exactly the Secrets its userdata references, so
-// that it can pick up a refreshed token or a rotated workload kubeconfig.
-func AgentRules(secretNames []string) []rbacv1.PolicyRule {
+// AgentRules is what the agent may do in its deployment's namespace: read and write the status
+// of exactly the deployment's own Firewalls, and get exactly the Secrets its userdata
+// references, so that it can pick up a refreshed token or a rotated workload kubeconfig. The
+// agent watches its Firewall with a metadata.name field selector, which resourceNames admit
+// for list and watch. Every rule names its objects: an empty resourceNames list would grant
+// all of them, so a rule without names is left out.
+func AgentRules(firewallNames, secretNames []string) []rbacv1.PolicyRule {
 	group := v2.GroupVersion.Group
-	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{group}, Resources: []string{"firewalls", "firewallsets"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{group}, Resources: []string{"firewalls/status"}, Verbs: []string{"update", "patch"}},
+	var rules []rbacv1.PolicyRule
+	if len(firewallNames) > 0 {
+		rules = append(rules,
+			rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{"firewalls"}, Verbs: []string{"get", "list", "watch"}, ResourceNames: firewallNames},
+			rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{"firewalls/status"}, Verbs: []string{"get", "update", "patch"}, ResourceNames: firewallNames},
+		)
 	}
-	// An empty resourceNames list would grant every Secret: leave the rule out instead.
 	if len(secretNames) > 0 {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: secretNames})
 	}
 	return rules
+}
+
+// ownFirewalls returns the names of the Firewalls of deploy's sets, sorted. The Role follows
+// them: a roll adds the new set's firewalls and drops the deleted ones.
+func (a *AgentAccess) ownFirewalls(ctx context.Context, deploy *v2.FirewallDeployment) ([]string, error) {
+	var sets v2.FirewallSetList
+	if err := a.Client.List(ctx, &sets, client.InNamespace(deploy.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing FirewallSets: %w", err)
+	}
+	own := map[string]bool{}
+	for i := range sets.Items {
+		if metav1.IsControlledBy(&sets.Items[i], deploy) {
+			own[sets.Items[i].Name] = true
+		}
+	}
+	var fws v2.FirewallList
+	if err := a.Client.List(ctx, &fws, client.InNamespace(deploy.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing Firewalls: %w", err)
+	}
+	var names []string
+	for i := range fws.Items {
+		if owner := metav1.GetControllerOf(&fws.Items[i]); owner != nil && owner.Kind == "FirewallSet" && own[owner.Name] {
+			names = append(names, fws.Items[i].Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // ensureRBAC creates or updates the agent's ServiceAccount, Role and RoleBinding and returns
@@ -43,14 +75,18 @@ func (a *AgentAccess) ensureRBAC(ctx context.Context, deploy *v2.FirewallDeploym
 		return nil, err
 	}
 
+	firewalls, err := a.ownFirewalls(ctx, deploy)
+	if err != nil {
+		return nil, err
+	}
 	role := &rbacv1.Role{ObjectMeta: meta}
-	rules := AgentRules(userdata.ReferencedSecrets(&deploy.Spec.Template.Spec))
+	rules := AgentRules(firewalls, userdata.ReferencedSecrets(&deploy.Spec.Template.Spec))
 	if err := a.createOrUpdate(ctx, deploy, role, func() { role.Rules = rules }); err != nil {
 		return nil, err
 	}
 
 	binding := &rbacv1.RoleBinding{ObjectMeta: meta}
-	err := a.createOrUpdate(ctx, deploy, binding, func() {
+	err = a.createOrUpdate(ctx, deploy, binding, func() {
 		// The role reference is immutable; it never changes for a given name.
 		binding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
 		binding.Subjects = []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: deploy.Namespace}}
@@ -82,6 +118,13 @@ func (a *AgentAccess) createOrUpdate(ctx context.Context, deploy *v2.FirewallDep
 			return fmt.Errorf("not taking over %s %q: it exists and is not controlled by FirewallDeployment %q", kindOf(obj), obj.GetName(), deploy.Name)
 		}
 		mutate()
+		// The label is what the admission policy lets the manager write (docs/security.md).
+		labels := obj.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[IdentityLabel] = "true"
+		obj.SetLabels(labels)
 		return controllerutil.SetControllerReference(deploy, obj, a.Client.Scheme())
 	})
 	if err != nil {

@@ -31,6 +31,7 @@ func TestSamplesOnAPIServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustCreate(t, ctx, append(sample.Objects, deploy)...)
+			ownedFirewall(t, ctx, deploy, deploy.Name+"-set", deploy.Name+"-abcde")
 
 			renderer := userdata.New(k8sClient)
 			generated := userdata.GeneratedKubeconfigs(&deploy.Spec.Template.Spec)
@@ -69,7 +70,6 @@ func TestSamplesOnAPIServer(t *testing.T) {
 				if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: deploy.Namespace, Name: ref.Name}, &s); err != nil {
 					t.Fatal(err)
 				}
-				mustCreate(t, ctx, firewall(deploy.Namespace, deploy.Name+"-abcde"))
 				agent, _ := agentClient(t, s.Data[ref.Key])
 				if err := agent.Get(ctx, client.ObjectKey{Namespace: deploy.Namespace, Name: deploy.Name + "-abcde"}, &v2.Firewall{}); err != nil {
 					t.Errorf("generated kubeconfig cannot read the firewall: %v", err)

@@ -77,15 +77,16 @@ func TestTokenTTLBounds(t *testing.T) {
 	}
 }
 
-func TestAgentRulesNeverGrantAllSecrets(t *testing.T) {
-	for _, r := range AgentRules(nil) {
-		for _, res := range r.Resources {
-			if res == "secrets" {
-				t.Fatalf("a Secret rule without resourceNames grants every Secret: %+v", r)
-			}
+func TestAgentRulesAlwaysNameTheirObjects(t *testing.T) {
+	for _, r := range AgentRules(nil, nil) {
+		t.Fatalf("a rule without resourceNames grants every object of its kind: %+v", r)
+	}
+	for _, r := range AgentRules([]string{"fw-a"}, []string{"a"}) {
+		if len(r.ResourceNames) == 0 {
+			t.Errorf("rule without resourceNames: %+v", r)
 		}
 	}
-	rules := AgentRules([]string{"a"})
+	rules := AgentRules(nil, []string{"a"})
 	last := rules[len(rules)-1]
 	if last.Resources[0] != "secrets" || len(last.ResourceNames) != 1 || len(last.Verbs) != 1 || last.Verbs[0] != "get" {
 		t.Errorf("unexpected Secret rule %+v", last)

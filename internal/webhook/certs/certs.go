@@ -38,7 +38,12 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update
+// The serving certificate Secret lives in the manager's own namespace ("palisade-system" is the
+// placeholder the chart replaces with the release namespace); get and update name it, create
+// cannot (the admission policy holds it to the name). The Secret and webhook configuration
+// names are the defaults; the chart writes the release's own names into these rules.
+// +kubebuilder:rbac:groups="",namespace=palisade-system,resources=secrets,verbs=create
+// +kubebuilder:rbac:groups="",namespace=palisade-system,resources=secrets,verbs=get;update,resourceNames=palisade-webhook-tls
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;update,resourceNames=palisade-mutating-webhook-configuration;palisade-validating-webhook-configuration
 
 // File names in the cert dir and keys in the Secret (those of a kubernetes.io/tls Secret and of
