@@ -109,3 +109,36 @@ func sampleObjects(g Gomega, name string) []*unstructured.Unstructured {
 	}
 	return out
 }
+
+// The initial rule set sample has a rule with IPv4 and IPv6 destinations, as the CAPMS template
+// writes it; metal-api refuses such a rule, so the manager sends one rule per address family and
+// the firewall is allocated.
+func TestInitialRuleSetMixedFamiliesIsAllocated(t *testing.T) {
+	g := NewWithT(t)
+	g.SetDefaultEventuallyTimeout(60 * time.Second)
+	c := stack.Client
+	ns := newNamespace(g, "ruleset")
+	for name, data := range map[string]map[string][]byte{
+		"capi-cluster-firewall-controller-config": {"controllerConfig": []byte("sources: {}\n")},
+		"capi-cluster-kubeconfig":                 {"value": []byte("apiVersion: v1\nkind: Config\n")},
+	} {
+		g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: data})).To(Succeed())
+	}
+	objs := sampleObjects(g, "firewall_v2_firewalldeployment_initialruleset.yaml")
+	g.Expect(objs).To(HaveLen(1))
+	objs[0].SetNamespace(ns)
+	g.Expect(c.Create(ctx, objs[0], client.FieldValidation(metav1.FieldValidationStrict))).To(Succeed())
+
+	g.Eventually(func() int { return len(allocatedIn(ns)) }).Should(Equal(1))
+	rules := allocatedIn(ns)[0].Allocation.FirewallRules
+	g.Expect(rules).NotTo(BeNil())
+	var dns [][]string
+	for _, r := range rules.Egress {
+		if r.Comment == "allow dns" {
+			dns = append(dns, r.To)
+		}
+	}
+	g.Expect(dns).To(Equal([][]string{{"0.0.0.0/0"}, {"::/0"}}), "one rule per address family")
+	g.Expect(rules.Egress).To(HaveLen(3))
+	g.Expect(rules.Ingress).To(HaveLen(1))
+}

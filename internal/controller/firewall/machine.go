@@ -102,7 +102,7 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 		UserData:      userdata,
 		Tags:          r.desiredTags(fw),
 		Networks:      networks,
-		FirewallRules: initialRules(fw.Spec.InitialRuleSet),
+		FirewallRules: splitByFamily(initialRules(fw.Spec.InitialRuleSet)),
 	}
 	log.Info("Allocating firewall machine", "size", fw.Spec.Size, "image", fw.Spec.Image, "partition", fw.Spec.Partition)
 	m, err := r.Metal.AllocateFirewall(ctx, req)
