@@ -106,4 +106,3 @@ func TestUserdataContentsFormsRefused(t *testing.T) {
 		})
 	}
 }
-

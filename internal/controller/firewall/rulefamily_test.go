@@ -63,7 +63,7 @@ func TestSplitByFamily(t *testing.T) {
 		},
 		{
 			name: "IPv4 comes first whatever the input order",
-			in: &metal.FirewallRules{Egress: []metal.FirewallEgressRule{{Protocol: "tcp", Ports: []int32{80, 443}, To: []string{"::/0", "0.0.0.0/0"}}}},
+			in:   &metal.FirewallRules{Egress: []metal.FirewallEgressRule{{Protocol: "tcp", Ports: []int32{80, 443}, To: []string{"::/0", "0.0.0.0/0"}}}},
 			want: &metal.FirewallRules{Egress: []metal.FirewallEgressRule{
 				{Protocol: "tcp", Ports: []int32{80, 443}, To: []string{"0.0.0.0/0"}},
 				{Protocol: "tcp", Ports: []int32{80, 443}, To: []string{"::/0"}},
