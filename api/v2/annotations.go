@@ -53,7 +53,9 @@ const (
 	FirewallSetFinalizer        = "firewall.metal-stack.io/firewallset"
 	FirewallDeploymentFinalizer = "firewall.metal-stack.io/firewalldeployment"
 	FirewallMonitorFinalizer    = "firewall.metal-stack.io/firewallmonitor"
-	// UpstreamFinalizer is the shared finalizer of the upstream manager; Palisade removes it on adoption.
+	// UpstreamFinalizer is the shared finalizer of the upstream manager. Gardener's extension writes
+	// it on the FirewallDeployment it creates; Palisade releases it with its own once the object's
+	// cleanup is done (internal/controller/fwutil ReleaseFinalizers).
 	UpstreamFinalizer = "firewall.metal-stack.io/firewall-controller-manager"
 )
 

@@ -186,8 +186,8 @@ func (r *Reconciler) desiredTags(fw *v2.Firewall) []string {
 		v2.ManagedByTag + "=" + v2.ManagedByValue,
 		v2.NamespaceTag + "=" + fw.Namespace,
 	}
-	if r.Config.ClusterID != "" {
-		tags = append(tags, v2.ClusterIDTag+"="+r.Config.ClusterID)
+	if id := clusterID(fw, r.Config.ClusterID); id != "" {
+		tags = append(tags, v2.ClusterIDTag+"="+id)
 	}
 	if ref := metav1.GetControllerOf(fw); ref != nil && ref.Kind == "FirewallSet" {
 		tags = append(tags, v2.SetTag+"="+ref.Name)

@@ -26,6 +26,7 @@ import (
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 )
 
@@ -165,7 +166,7 @@ func (r *Reconciler) ownedSets(ctx context.Context, deploy *v2.FirewallDeploymen
 }
 
 func (r *Reconciler) reconcileDelete(ctx context.Context, deploy *v2.FirewallDeployment) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
+	if !fwutil.HoldsFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	sets, err := r.ownedSets(ctx, deploy)
@@ -183,7 +184,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, deploy *v2.FirewallDep
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	original := deploy.DeepCopy()
-	controllerutil.RemoveFinalizer(deploy, v2.FirewallDeploymentFinalizer)
+	fwutil.ReleaseFinalizers(deploy, v2.FirewallDeploymentFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, deploy, client.MergeFrom(original)))
 }
 

@@ -25,9 +25,10 @@ func SetupFirewallDeploymentWebhookWithManager(mgr ctrl.Manager) error {
 		Complete()
 }
 
-// FirewallDeploymentDefaulter sets the strategy, the selector (on create) and the template's
-// interval. Unlike upstream it has no side effects: no RBAC, no tokens, no userdata; the
-// controller renders userdata from userdataContents.
+// FirewallDeploymentDefaulter sets the strategy, the selector (on create), the template's
+// interval and, for Gardener's deployments without userdata, the generated seed kubeconfig entry
+// (defaultGardenerUserdata). Unlike upstream it has no side effects: no RBAC, no tokens; the
+// controller provisions the agent identity and renders userdata from userdataContents.
 type FirewallDeploymentDefaulter struct{}
 
 var _ admission.Defaulter[*v2.FirewallDeployment] = &FirewallDeploymentDefaulter{}
@@ -42,6 +43,7 @@ func (d *FirewallDeploymentDefaulter) Default(ctx context.Context, deploy *v2.Fi
 		deploy.Spec.Selector = maps.Clone(deploy.Spec.Template.ObjectMeta.Labels)
 	}
 	defaultSpec(&deploy.Spec.Template.Spec)
+	defaultGardenerUserdata(deploy)
 	return nil
 }
 
