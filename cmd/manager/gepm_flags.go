@@ -59,6 +59,8 @@ var gepmFlagAliases = []flagAlias{
 		return v + "/kubeconfig"
 	}},
 	{name: "shoot-token-secret-name", target: "workload-token-secret"},
+	// Published in Firewall.status.shootAccess.
+	{name: "shoot-api-url", target: "shoot-api-server-url"},
 }
 
 // gepmIgnoredFlags parse but change nothing: Palisade reads the shoot token from the token
@@ -66,7 +68,6 @@ var gepmFlagAliases = []flagAlias{
 // server (internal-shoot-api-url), has no per-manager reconcile interval (reconcile-interval)
 // and takes ssh keys from the FirewallDeployment only (ssh-key-secret-*).
 var gepmIgnoredFlags = map[string]string{
-	"shoot-api-url":            "GEPM: external shoot API server URL (accepted, unused)",
 	"internal-shoot-api-url":   "GEPM: in-seed shoot API server URL (accepted, unused)",
 	"shoot-token-path":         "GEPM: directory of the shoot token file (accepted, unused)",
 	"ssh-key-secret-name":      "GEPM: Secret with the firewall ssh key (accepted, unused)",

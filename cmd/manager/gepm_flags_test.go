@@ -58,11 +58,12 @@ func TestManagerAcceptsGEPMArguments(t *testing.T) {
 func TestGEPMAliasesSetPalisadeFlags(t *testing.T) {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	registerGEPMAliases(fs)
-	var certDir, level, seedURL, kubeconfigSecret, tokenSecret string
+	var certDir, level, seedURL, shootURL, kubeconfigSecret, tokenSecret string
 	var leader bool
 	fs.StringVar(&certDir, "webhook-cert-dir", "", "")
 	fs.StringVar(&level, "zap-log-level", "", "")
 	fs.StringVar(&seedURL, "agent-api-server-url", "", "")
+	fs.StringVar(&shootURL, "shoot-api-server-url", "", "")
 	fs.StringVar(&kubeconfigSecret, "workload-kubeconfig-secret", "", "")
 	fs.StringVar(&tokenSecret, "workload-token-secret", "", "")
 	fs.BoolVar(&leader, "leader-elect", false, "")
@@ -74,11 +75,11 @@ func TestGEPMAliasesSetPalisadeFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, got := range map[string]string{
-		"webhook-cert-dir": certDir, "zap-log-level": level, "agent-api-server-url": seedURL,
+		"webhook-cert-dir": certDir, "zap-log-level": level, "agent-api-server-url": seedURL, "shoot-api-server-url": shootURL,
 		"workload-kubeconfig-secret": kubeconfigSecret, "workload-token-secret": tokenSecret,
 	} {
 		want := map[string]string{
-			"webhook-cert-dir": "/certs", "zap-log-level": "info", "agent-api-server-url": "https://api.seed.example",
+			"webhook-cert-dir": "/certs", "zap-log-level": "info", "agent-api-server-url": "https://api.seed.example", "shoot-api-server-url": "https://api.shoot.example",
 			"workload-kubeconfig-secret": "generic-token-kubeconfig-abc/kubeconfig", "workload-token-secret": "shoot-access-firewall-controller-manager",
 		}[name]
 		if got != want {

@@ -7,6 +7,7 @@ import (
 
 	ignition "github.com/coreos/ignition/v2/config/v3_4/types"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
 )
 
@@ -66,6 +68,14 @@ spec:
 
 const shootUID = "5e0c2b9a-1d2e-4f60-9a7b-3c4d5e6f7a8b"
 
+// gardenerShootAccess is what -shoot-kubeconfig-secret-name, -shoot-token-secret-name and
+// -shoot-api-url configure.
+var gardenerShootAccess = firewall.ShootAccessConfig{
+	GenericKubeconfigSecret: "generic-token-kubeconfig/kubeconfig",
+	TokenSecret:             "shoot-access-firewall-controller-manager",
+	APIServerURL:            "https://api.shoot.example",
+}
+
 // GEPM's FirewallDeployment, applied unchanged, gets a firewall whose userdata is in the upstream
 // firewall-controller's layout with a working seed kubeconfig, tagged with the shoot's UID; GEPM's
 // own updates (which cannot carry userdataContents) do not roll it; deleting it completes
@@ -110,6 +120,23 @@ func TestGardenerDeploymentEndToEnd(t *testing.T) {
 	g.Expect(agent.List(ctx, &fws, client.InNamespace(ns))).To(Succeed(), "it lists the Firewalls of its namespace")
 	g.Expect(fws.Items).To(HaveLen(1))
 	g.Expect(fws.Items[0].Name).To(Equal(machine.Allocation.Hostname))
+
+	By(t, "status.shootAccess names the shoot's Secrets, which the seed kubeconfig may read")
+	for _, name := range []string{"generic-token-kubeconfig", "shoot-access-firewall-controller-manager"} {
+		g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			StringData: map[string]string{"kubeconfig": "apiVersion: v1\nkind: Config\n"}})).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		var fw v2.Firewall
+		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(&fws.Items[0]), &fw)).To(Succeed())
+		g.Expect(fw.Status.ShootAccess).To(Equal(&v2.ShootAccess{
+			GenericKubeconfigSecretName: "generic-token-kubeconfig", TokenSecretName: "shoot-access-firewall-controller-manager",
+			Namespace: ns, APIServerURL: "https://api.shoot.example",
+		}))
+		for _, name := range []string{"generic-token-kubeconfig", "shoot-access-firewall-controller-manager"} {
+			g.Expect(agent.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{})).To(Succeed(), name)
+		}
+	}).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		cond := meta.FindStatusCondition(get(g, deploy).Status.Conditions, v2.ConditionUserdataReady)
 		g.Expect(cond).NotTo(BeNil())

@@ -85,6 +85,8 @@ type Config struct {
 	ConnectedThreshold time.Duration
 	// SeedConnectedThreshold is how old the agent's last seed reconcile may be for SeedConnected.
 	SeedConnectedThreshold time.Duration
+	// ShootAccess is published in every firewall's status.shootAccess (Gardener).
+	ShootAccess ShootAccessConfig
 }
 
 // DefaultConfig returns production defaults.
@@ -245,6 +247,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 	}()
 
+	fw.Status.ShootAccess = r.Config.ShootAccess.For(fw)
 	if paused {
 		pause.SetCondition(&fw.Status.Conditions, fw.Generation, true, pausedBy)
 		log.V(1).Info("Firewall is paused, leaving metal-api alone", "pausedBy", pausedBy)

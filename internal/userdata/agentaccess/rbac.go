@@ -44,7 +44,7 @@ func (a *AgentAccess) ensureRBAC(ctx context.Context, deploy *v2.FirewallDeploym
 	}
 
 	role := &rbacv1.Role{ObjectMeta: meta}
-	rules := AgentRules(userdata.ReferencedSecrets(&deploy.Spec.Template.Spec))
+	rules := AgentRules(append(userdata.ReferencedSecrets(&deploy.Spec.Template.Spec), a.ShootAccessSecrets...))
 	if err := a.createOrUpdate(ctx, deploy, role, func() { role.Rules = rules }); err != nil {
 		return nil, err
 	}
