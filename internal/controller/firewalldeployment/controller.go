@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,6 +87,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		Owns(&v2.FirewallSet{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true))).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false))).
+		Watches(&v2.Firewall{}, handler.EnqueueRequestsFromMapFunc(r.deploymentOfFirewall), builder.WithPredicates(firewallEgressChanged{})).
 		WithOptions(options).
 		Complete(r)
 }
@@ -147,6 +149,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if changed, err := r.maintain(ctx, deploy, sets); err != nil || changed {
 		// The write brings the deployment back with its new spec or annotations.
 		return ctrl.Result{}, err
+	}
+	if err := r.publishEgressCIDRs(ctx, deploy, sets); err != nil {
+		// Gardener's bookkeeping must not hold up the firewalls; the next reconcile tries again.
+		logf.FromContext(ctx).Error(err, "Publishing the egress CIDRs to Gardener failed")
 	}
 	return r.rollout(ctx, deploy, sets)
 }
