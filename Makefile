@@ -100,3 +100,45 @@ helm-lint: helm ## Lint the chart (strict).
 demo: envtest-assets ## Run Palisade on a local API server and simulated metal-api (DEMO_NONINTERACTIVE=1 exits after the roll).
 	@echo "[demo] compiling the demo"
 	@KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh 2>/dev/null)" go run ./cmd/demo
+
+##@ Release: image, agent artifacts, workload chart (docs/packaging.md)
+
+# VERSION is the one release version: binaries, image tag, both charts (make set-version).
+PALISADE_VERSION := $(shell cat VERSION)
+REGISTRY ?= ghcr.io/palisade-fw
+IMAGE ?= $(REGISTRY)/palisade-manager
+WORKLOAD_CHART := charts/palisade-workload
+WORKLOAD_CRDS := metal-stack.io_clusterwidenetworkpolicies.yaml firewall.metal-stack.io_firewallmonitors.yaml
+RELEASE_TOOL := go run ./hack/release
+GENERATED_PATHS += $(WORKLOAD_CHART)/crds
+
+.PHONY: image
+image: ## Build the manager image (linux/amd64+arm64, scratch) into bin/image: OCI layout and archive. No Docker.
+	$(RELEASE_TOOL) image --out bin/image --repository $(IMAGE)
+
+.PHONY: image-push
+image-push: image ## Push the image index: make image-push REGISTRY=registry.example.com/palisade
+	$(RELEASE_TOOL) push --layout bin/image/oci --ref $(IMAGE):$(PALISADE_VERSION)
+
+.PHONY: release
+release: ## Agent artifacts in bin/release (binaries, units, bundles, sha256sums, signatures); SIGNING_KEY=key.pem.
+	$(RELEASE_TOOL) agent --out bin/release $(if $(SIGNING_KEY),--key $(SIGNING_KEY))
+	$(RELEASE_TOOL) verify --dir bin/release
+
+.PHONY: set-version
+set-version: ## Set the release version in VERSION and both charts: make set-version NEW_VERSION=0.2.0
+	@test -n "$(NEW_VERSION)" || { echo "usage: make set-version NEW_VERSION=x.y.z"; exit 1; }
+	echo "$(NEW_VERSION)" > VERSION
+	sed -i -E 's/^version: .*/version: $(NEW_VERSION)/; s/^appVersion: .*/appVersion: "$(NEW_VERSION)"/' $(CHART)/Chart.yaml $(WORKLOAD_CHART)/Chart.yaml
+
+# The workload chart carries copies of the CRDs the workload cluster needs.
+helm-sync: helm-sync-workload
+.PHONY: helm-sync-workload
+helm-sync-workload:
+	@rm -f $(WORKLOAD_CHART)/crds/*.yaml
+	@for f in $(WORKLOAD_CRDS); do cp config/crd/bases/$$f $(WORKLOAD_CHART)/crds/; done
+
+helm-lint: helm-lint-workload
+.PHONY: helm-lint-workload
+helm-lint-workload: helm
+	"$(HELM)" lint --strict $(WORKLOAD_CHART)

@@ -108,7 +108,8 @@ type FirewallSpec struct {
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="dnsServerAddress must be an IP address"
 	DNSServerAddress string `json:"dnsServerAddress,omitempty"`
-	// DNSPort is the port of the agent's DNS proxy. It is immutable once set.
+	// DNSPort is the port of the resolver at DNSServerAddress the agent's DNS proxy forwards to
+	// (default 53; the partition's DNS servers give it as ip:port). It is immutable once set.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535

@@ -141,6 +141,10 @@ type ControllerConnection struct {
 	// Message explains a failed apply (Palisade).
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Stats are the agent's device, rule and IDS statistics, as in the FirewallMonitor
+	// (Palisade; written by agents that reach the seed).
+	// +optional
+	Stats *FirewallStats `json:"stats,omitempty"`
 }
 
 // FirewallNetwork is one network of the allocated machine.

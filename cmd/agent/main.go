@@ -19,6 +19,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent"
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/report"
+	"github.com/palisade-fw/palisade/internal/version"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func run() int {
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(report.Version)
+		fmt.Println(version.String())
 		return 0
 	}
 

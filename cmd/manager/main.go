@@ -23,6 +23,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/scheme"
+	"github.com/palisade-fw/palisade/internal/version"
 	"github.com/palisade-fw/palisade/internal/webhook"
 	"github.com/palisade-fw/palisade/internal/webhook/certs"
 	"github.com/palisade-fw/palisade/internal/workload"
@@ -49,6 +50,7 @@ func run() error {
 		agentCAFile                       string
 		kubeQPS                           float64
 		kubeBurst                         int
+		metalKeyFiles                     metalKeys
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -61,8 +63,11 @@ func run() error {
 	fs.StringVar(&webhookService, "webhook-service-name", "palisade-webhook", "Service in front of the webhook server (for the self-signed certificate).")
 	fs.StringVar(&podNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "Namespace the manager runs in.")
 	fs.StringVar(&metalURL, "metal-api-url", "", "metal-api base URL (required).")
-	fs.StringVar(&metalHMACFile, "metal-api-hmac-file", "", "File holding the metal-api HMAC key (default: env METAL_API_HMAC).")
+	fs.StringVar(&metalHMACFile, "metal-api-hmac-file", "", "File holding the metal-api HMAC key (default: env METAL_API_HMAC); it signs every call without a key of its own below.")
 	fs.StringVar(&authType, "metal-api-hmac-auth-type", metal.AuthTypeAdmin, "HMAC auth type; updating machine tags and ssh keys needs Metal-Admin.")
+	fs.StringVar(&metalKeyFiles.view, "metal-api-view-hmac-file", "", "File holding a Metal-View key for reads (get, find) (default: env METAL_API_VIEW_HMAC, else the key of --metal-api-hmac-file).")
+	fs.StringVar(&metalKeyFiles.edit, "metal-api-edit-hmac-file", "", "File holding a Metal-Edit key for allocate and free, and for reads without a view key (default: env METAL_API_EDIT_HMAC).")
+	fs.StringVar(&metalKeyFiles.admin, "metal-api-admin-hmac-file", "", "File holding a Metal-Admin key for machine updates (tags, ssh keys) (default: env METAL_API_ADMIN_HMAC).")
 	fs.StringVar(&opts.Firewall.ClusterID, "cluster-id", "", "Written as tag cluster.metal-stack.io/id on every machine (optional).")
 	fs.StringVar(&namespaceSelector, "namespace-selector", "", "Only reconcile namespaces whose labels match this selector (default: all namespaces).")
 	fs.DurationVar(&opts.Timeouts.Create, "create-timeout", 0, "Replace a firewall not ready this long after allocation (0: never).")
@@ -82,21 +87,23 @@ func run() error {
 	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
 	fs.StringVar(&opts.Firewall.ShootAccess.APIServerURL, "shoot-api-server-url", "", "Workload API server URL the firewalls reach; with --workload-kubeconfig-secret it is published in status.shootAccess for the upstream firewall-controller (Gardener).")
+	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String())
+		return nil
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if metalURL == "" {
 		return errors.New("--metal-api-url is required")
 	}
-	hmacKey := os.Getenv("METAL_API_HMAC")
-	if metalHMACFile != "" {
-		key, err := metal.HMACKeyFromFile(metalHMACFile)
-		if err != nil {
-			return err
-		}
-		hmacKey = key
+	metalKeyFiles.file, metalKeyFiles.authType = metalHMACFile, authType
+	metalCfg, err := metalConfig(metalURL, metalKeyFiles, os.Getenv)
+	if err != nil {
+		return err
 	}
 	if ref := opts.Monitors.DefaultKubeconfigSecret; ref != "" {
 		if _, err := workload.ParseSecretRef(ref); err != nil {
@@ -118,10 +125,8 @@ func run() error {
 		opts.NamespaceSelector = sel
 	}
 
-	metalClient, err := metal.New(metal.Config{
-		URL: metalURL, HMACKey: hmacKey, HMACAuthType: authType,
-		Timeout: 30 * time.Second, Registerer: crmetrics.Registry,
-	})
+	metalCfg.Registerer = crmetrics.Registry
+	metalClient, err := metal.New(metalCfg)
 	if err != nil {
 		return fmt.Errorf("metal-api client: %w", err)
 	}

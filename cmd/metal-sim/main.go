@@ -1,6 +1,7 @@
 // Command metal-sim serves a simulated metal-api for demos and manual tests.
 //
 //	metal-sim --listen 127.0.0.1:8080 --config config/samples/metal-sim.yaml
+//	curl -X POST -d '{"count":1}' http://127.0.0.1:8080/_sim/faults/conflict-on-update
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -60,10 +62,21 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(url strin
 	fmt.Fprintf(out, "metal-sim listening on %s\n", url)
 	fmt.Fprintf(out, "config: %s (%d machines)\n", source, len(machines))
 	fmt.Fprintf(out, "accepted auth types: %s\n", strings.Join(sim.AuthTypes(), ", "))
+	fmt.Fprintf(out, "faults: GET %s lists them, POST %s{name} applies one\n", adminURL(url, "faults"), adminURL(url, "faults/"))
 	if ready != nil {
 		ready(url)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "metal-sim shutting down")
 	return nil
+}
+
+// adminURL puts the fault endpoints at the server root, beside any base path.
+func adminURL(baseURL, path string) string {
+	u, err := neturl.Parse(baseURL)
+	if err != nil {
+		return metalsim.AdminPrefix + path
+	}
+	u.Path = metalsim.AdminPrefix + path
+	return u.String()
 }

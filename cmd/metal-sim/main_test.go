@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-fw/palisade/internal/metal"
+	"github.com/metal-stack/security"
 )
 
 // syncBuffer lets the test read output while run writes it.
@@ -63,16 +63,16 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 		t.Error("startup output leaks an hmac key")
 	}
 
-	date := time.Now().UTC().Format(metal.XDateFormat)
-	salt := "abcdefghijklmnopqrstuvwx"
+	view := security.NewHMACAuth("Metal-View", []byte("dev-view-key"))
+	wrong := security.NewHMACAuth("Metal-View", []byte("wrong"))
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/firewall/find", strings.NewReader(`{"allocation_project":"project-a"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(metal.HeaderDate, date)
-	req.Header.Set(metal.HeaderSalt, salt)
-	req.Header.Set(metal.HeaderAuthorization, "Metal-View "+metal.HMACSignature([]byte("dev-view-key"), date, "POST", salt))
+	for k, v := range view.AuthHeaders(http.MethodPost, time.Now()) {
+		req.Header.Set(k, v)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +86,9 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 	// The same request signed with a wrong key is refused.
 	req2 := req.Clone(context.Background())
 	req2.Body = io.NopCloser(strings.NewReader(`{}`))
-	req2.Header.Set(metal.HeaderAuthorization, "Metal-View "+metal.HMACSignature([]byte("wrong"), date, "POST", salt))
+	for k, v := range wrong.AuthHeaders(http.MethodPost, time.Now()) {
+		req2.Header.Set(k, v)
+	}
 	resp2, err := http.DefaultClient.Do(req2)
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +96,26 @@ func TestServesSignedFindWithExampleConfig(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode != http.StatusForbidden {
 		t.Fatalf("wrong key: %d, want 403", resp2.StatusCode)
+	}
+
+	// Faults are reachable over HTTP: a 409 on the next machine update.
+	admin := strings.TrimSuffix(url, "/") + "/_sim/faults/conflict-on-update"
+	resp3, err := http.Post(admin, "application/json", strings.NewReader(`{"count":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp3.Body.Close()
+	if resp3.StatusCode != http.StatusOK {
+		t.Fatalf("admin fault: %d", resp3.StatusCode)
+	}
+	resp4, err := http.Post(url+"/v1/machine", "application/json", strings.NewReader(`{"id":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body4, _ := io.ReadAll(resp4.Body)
+	resp4.Body.Close()
+	if resp4.StatusCode != http.StatusConflict || !strings.HasPrefix(string(body4), `"{\"statuscode\":409`) {
+		t.Fatalf("update after the fault: %d %s, want 409 in metal-api's format", resp4.StatusCode, body4)
 	}
 
 	cancel() // what SIGINT/SIGTERM do via signal.NotifyContext

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
+
 
 	"sigs.k8s.io/knftables"
 
-	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
@@ -33,6 +35,10 @@ type Agent struct {
 	runner  *runner.Runner
 	hub     *report.Hub // nil when there is nowhere to report to
 	feeders []feeder
+	x       extras // metrics, dropped-packet log, IDS, host state, self-update (extras.go)
+
+	proxyMu sync.Mutex
+	proxy   *dnsproxy.Proxy // the running DNS proxy; nil outside Run or when disabled
 }
 
 // New builds the agent for cfg; it fails for sources that are configured but unusable.
@@ -58,14 +64,26 @@ func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface,
 	a := &Agent{cfg: cfg, log: log, netlink: nl}
 	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
 	ctl := cfg.Controllers
-	a.runner = runner.New(a.applier, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
-		runner.Options{Table: cfg.Nftables.Table, Log: log})
+	var dnsPort uint16
+	if cfg.DNS.ProxyEnabled() {
+		dnsPort = cfg.DNS.Port
+	}
+	measured, err := a.wireExtras(a.applier)
+	if err != nil {
+		return nil, err
+	}
+	a.runner = runner.New(measured, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
+		runner.Options{Table: cfg.Nftables.Table, Log: log, DNSProxyPort: dnsPort})
+	if a.x.nft != nil {
+		a.runner.AddReporter(a.x.nft)
+	}
 	if err := a.wire(); err != nil {
 		return nil, err
 	}
 	if err := a.wireReporting(); err != nil {
 		return nil, err
 	}
+	a.runner.AddObserver(a) // host state follows the spec (extras.go)
 	return a, nil
 }
 
@@ -75,12 +93,15 @@ func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface,
 func (a *Agent) wireReporting() error {
 	cfg := a.cfg
 	var sinks []report.Sink
+	var seedContact func() time.Time
 	if s := cfg.Sources.Seed; s != nil {
 		c, err := kubeClient(s.Kubeconfig)
 		if err != nil {
 			return fmt.Errorf("sources.seed: %w", err)
 		}
-		sinks = append(sinks, &report.SeedFirewall{Client: c, Namespace: s.Namespace, Name: cfg.Name})
+		seed := &report.SeedFirewall{Client: c, Namespace: s.Namespace, Name: cfg.Name, Stats: a.stats}
+		seedContact = seed.LastContact
+		sinks = append(sinks, seed)
 	}
 	if cfg.Controllers.Monitor != nil {
 		c, err := kubeClient(cfg.Sources.Shoot.Kubeconfig)
@@ -88,8 +109,8 @@ func (a *Agent) wireReporting() error {
 			return fmt.Errorf("sources.shoot: %w", err)
 		}
 		mon := &report.Monitor{Client: c, Name: cfg.Name, Log: a.log}
-		if nl := a.netlink; nl != nil {
-			mon.Stats = func(ctx context.Context) (*v2.FirewallStats, error) { return report.Stats(ctx, nl, "/sys") }
+		if a.netlink != nil || a.x.ids != nil {
+			mon.Stats = a.stats
 		}
 		sinks = append(sinks, mon)
 	}
@@ -102,9 +123,10 @@ func (a *Agent) wireReporting() error {
 		frr = &report.FRR{File: cfg.Distance.FRRFile, RouteMap: cfg.Distance.RouteMap, ASN: cfg.Distance.ASN}
 	}
 	a.hub = report.NewHub(report.HubOptions{
-		Interval: config.Duration(cfg.Reporting.Interval),
-		Distance: frr,
-		FromSeed: fromSeed,
+		Interval:    config.Duration(cfg.Reporting.Interval),
+		Distance:    frr,
+		FromSeed:    fromSeed,
+		SeedContact: seedContact,
 		Confirm: func(ctx context.Context) error {
 			err := a.applier.Confirm(ctx)
 			if err != nil {
@@ -160,13 +182,7 @@ func (a *Agent) wire() error {
 		a.feeders = append(a.feeders, f)
 	}
 	if shootCWNP || shootServices {
-		a.feeders = append(a.feeders, shootFeeder(a.cfg, a.log, shootCWNP, shootServices))
-	}
-	if t := ctl.Firewall.SelfUpdate; t != nil && t.Enabled {
-		a.log.Warn("controllers.firewall.selfUpdate is not implemented by this agent; ignored")
-	}
-	if t := ctl.Firewall.Droptailer; t != nil && t.Enabled {
-		a.log.Warn("controllers.firewall.droptailer is not implemented by this agent; ignored")
+		a.feeders = append(a.feeders, shootFeeder(a.cfg, a.log, shootCWNP, shootServices, a.fqdnStates))
 	}
 	return nil
 }
@@ -175,11 +191,22 @@ func (a *Agent) wire() error {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, len(a.feeders)+2)
+	errs := make(chan error, len(a.feeders)+10)
+	// The proxy listens before the first ruleset redirects DNS to it; on the way out it
+	// saves the learned state before Run returns.
+	proxyDone, err := a.startDNSProxy(ctx, errs)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cancel()
+		<-proxyDone
+	}()
 	for _, f := range a.feeders {
 		go func() { errs <- f(ctx, a.runner) }()
 	}
 	go func() { errs <- a.runner.Run(ctx) }()
+	a.runExtras(ctx, errs)
 	if a.hub != nil {
 		go func() { errs <- a.hub.Run(ctx) }()
 	}
@@ -214,6 +241,8 @@ func (a *Agent) Once(ctx context.Context, wait time.Duration) (runner.Outcome, e
 	if err := a.startAndWait(ctx, wait); err != nil {
 		return runner.Outcome{}, err
 	}
+	// No proxy runs in a one-shot apply, so the cluster's DNS is not redirected to it.
+	a.runner.SetDNSProxyPort(0)
 	out, err := a.runner.Sync(ctx)
 	if a.hub != nil {
 		a.hub.WriteNow(ctx) // a failed apply is reported too

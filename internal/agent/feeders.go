@@ -8,13 +8,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
+	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/agent/source/kube"
 	"github.com/palisade-fw/palisade/internal/agent/source/metalapi"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
-func shootFeeder(cfg *config.Config, log *slog.Logger, cwnp, services bool) feeder {
+func shootFeeder(cfg *config.Config, log *slog.Logger, cwnp, services bool, fqdn func() map[model.ObjectKey]dnsproxy.PolicyState) feeder {
 	s := kube.Shoot{
 		Kubeconfig: cfg.Sources.Shoot.Kubeconfig,
 		Namespace:  cfg.Sources.Shoot.Namespace,
@@ -22,6 +24,9 @@ func shootFeeder(cfg *config.Config, log *slog.Logger, cwnp, services bool) feed
 		Services:   services,
 		Agent:      cfg.Name,
 		Log:        log.With("source", "shoot"),
+	}
+	if cfg.DNS.ProxyEnabled() {
+		s.FQDNStates, s.FQDNInterval = fqdn, config.Duration(cfg.DNS.StatusInterval)
 	}
 	return func(ctx context.Context, r *runner.Runner) error { return s.Run(ctx, r) }
 }

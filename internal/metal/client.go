@@ -9,12 +9,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-openapi/runtime"
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/go-openapi/strfmt"
+	mgclient "github.com/metal-stack/metal-go/api/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 )
 
 // Client is the subset of metal-api that Palisade's controllers use.
-// Controllers depend on this interface; HTTPClient implements it.
+// Controllers depend on this interface; HTTPClient implements it on metal-go.
 type Client interface {
 	AllocateFirewall(ctx context.Context, req *FirewallCreateRequest) (*FirewallResponse, error)
 	FindFirewalls(ctx context.Context, req *FirewallFindRequest) ([]*FirewallResponse, error)
@@ -56,8 +60,23 @@ type RetryConfig struct {
 	AttemptTimeout time.Duration
 }
 
-// Config configures an HTTPClient. Exactly one of HMACKey and BearerToken is
-// normally set; HMACKey wins when both are.
+// Credential is one metal-api identity: an HMAC key with its auth type, or
+// a bearer token. HMACKey wins when both are set. Secrets are never logged.
+type Credential struct {
+	HMACKey string
+	// HMACAuthType is Metal-View, Metal-Edit or Metal-Admin.
+	HMACAuthType string
+	BearerToken  string
+}
+
+func (c *Credential) set() bool { return c != nil && (c.HMACKey != "" || c.BearerToken != "") }
+
+// Config configures an HTTPClient. HMACKey (or BearerToken) is the default
+// credential; View, Edit and Admin are optional credentials per purpose:
+// reads (get, find) need View, allocate, free and reinstall need Edit, and
+// machine update needs Admin. A call signs with the credential of its
+// purpose, else with the next stronger purpose credential given, else with
+// the default one. One key for everything still works.
 type Config struct {
 	// URL is the metal-api base URL including its base path, e.g.
 	// "https://api.example/metal".
@@ -68,12 +87,17 @@ type Config struct {
 	// Metal-Edit. UpdateMachine (tag and ssh key sync) needs Metal-Admin.
 	HMACAuthType string
 	BearerToken  string
+	// View, Edit and Admin are per-purpose credentials; an empty
+	// HMACAuthType takes the purpose's own (Metal-View, ...).
+	View, Edit, Admin *Credential
 	// Timeout bounds a whole call including retries; default 30s.
 	Timeout time.Duration
 	Retry   RetryConfig
 	// Registerer receives the client metrics; nil disables them.
 	Registerer prometheus.Registerer
-	// HTTPClient overrides the transport; default a fresh http.Client.
+	// HTTPClient's transport carries the requests; default a clone of
+	// http.DefaultTransport. Its Timeout is ignored: Timeout and
+	// Retry.AttemptTimeout bound every call.
 	HTTPClient *http.Client
 	// Clock stamps X-Date; default the real clock. Tests that drive a
 	// simulator with a fake clock pass the same clock here.
@@ -84,14 +108,28 @@ type Config struct {
 
 // String redacts the secrets so a logged Config never leaks them.
 func (c Config) String() string {
-	auth := "none"
-	switch {
-	case c.HMACKey != "":
-		auth = "hmac(" + c.authType() + ")"
-	case c.BearerToken != "":
-		auth = "bearer"
+	auth := describe(&Credential{HMACKey: c.HMACKey, HMACAuthType: c.authType(), BearerToken: c.BearerToken})
+	for _, p := range []struct {
+		name, ownType string
+		cred          *Credential
+	}{{"view", AuthTypeView, c.View}, {"edit", AuthTypeEdit, c.Edit}, {"admin", AuthTypeAdmin, c.Admin}} {
+		if p.cred.set() {
+			cred := *p.cred
+			cred.HMACAuthType = orDefault(cred.HMACAuthType, p.ownType)
+			auth += ", " + p.name + ":" + describe(&cred)
+		}
 	}
 	return fmt.Sprintf("metal.Config{URL:%q, Auth:%s, Timeout:%s}", c.URL, auth, c.Timeout)
+}
+
+func describe(c *Credential) string {
+	switch {
+	case c.HMACKey != "":
+		return "hmac(" + c.HMACAuthType + ")"
+	case c.BearerToken != "":
+		return "bearer"
+	}
+	return "none"
 }
 
 // GoString keeps %#v from printing the secrets as well.
@@ -104,18 +142,16 @@ func (c Config) authType() string {
 	return c.HMACAuthType
 }
 
-// HTTPClient talks to metal-api over HTTP. It is safe for concurrent use.
+// HTTPClient calls metal-api through metal-go's generated client. It adds
+// what metal-go leaves to its caller: a deadline on every call, jittered
+// retries of idempotent calls, metrics per operation and status code, and
+// typed errors. It is safe for concurrent use.
 type HTTPClient struct {
-	base       *url.URL
-	hmacKey    []byte
-	authType   string
-	bearer     string
-	timeout    time.Duration
-	retry      RetryConfig
-	httpClient *http.Client
-	clock      clock.PassiveClock
-	userAgent  string
-	metrics    *metrics
+	api *mgclient.MetalAPI
+	// auth signs the calls that need each access level.
+	auth    [accessAdmin + 1]runtime.ClientAuthInfoWriter
+	timeout time.Duration
+	retry   RetryConfig
 }
 
 // New validates cfg and returns a client.
@@ -127,43 +163,48 @@ func New(cfg Config) (*HTTPClient, error) {
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("metal-api url %q: need http(s)://host[/base-path]", cfg.URL)
 	}
-	if !strings.HasSuffix(u.Path, "/") {
-		u.Path += "/"
-	}
-	switch cfg.authType() {
-	case AuthTypeView, AuthTypeEdit, AuthTypeAdmin:
-	default:
-		return nil, fmt.Errorf("unknown hmac auth type %q", cfg.HMACAuthType)
+	creds, err := cfg.credentials()
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("registering metal-api metrics: %w", err)
 	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	userAgent := cfg.UserAgent
+	if userAgent == "" {
+		userAgent = "palisade-metal-client"
+	}
+	var next http.RoundTripper
+	if cfg.HTTPClient != nil {
+		next = cfg.HTTPClient.Transport
+	}
+	if next == nil {
+		next = http.DefaultTransport.(*http.Transport).Clone()
+	}
+
+	rt := httptransport.New(u.Host, strings.TrimSuffix(u.Path, "/"), []string{u.Scheme})
+	rt.Transport = &instrumentedTransport{next: next, metrics: m, userAgent: userAgent}
+	// go-openapi dumps whole requests, headers included, when DEBUG or
+	// SWAGGER_DEBUG is set; a bearer token must never reach a log.
+	rt.Debug = false
+
 	c := &HTTPClient{
-		base:       u,
-		hmacKey:    []byte(cfg.HMACKey),
-		authType:   cfg.authType(),
-		bearer:     cfg.BearerToken,
-		timeout:    orDefault(cfg.Timeout, DefaultTimeout),
-		retry:      cfg.Retry,
-		httpClient: cfg.HTTPClient,
-		clock:      cfg.Clock,
-		userAgent:  cfg.UserAgent,
-		metrics:    m,
+		api:     mgclient.New(rt, strfmt.Default),
+		timeout: orDefault(cfg.Timeout, DefaultTimeout),
+		retry:   cfg.Retry,
+	}
+	for level, cred := range creds {
+		c.auth[level] = authWriter(cred.HMACKey, cred.HMACAuthType, cred.BearerToken, clk)
 	}
 	c.retry.MaxAttempts = orDefault(c.retry.MaxAttempts, DefaultMaxAttempts)
 	c.retry.InitialBackoff = orDefault(c.retry.InitialBackoff, DefaultInitialBackoff)
 	c.retry.MaxBackoff = orDefault(c.retry.MaxBackoff, DefaultMaxBackoff)
 	c.retry.AttemptTimeout = orDefault(c.retry.AttemptTimeout, DefaultAttemptTimeout)
-	if c.httpClient == nil {
-		c.httpClient = &http.Client{}
-	}
-	if c.clock == nil {
-		c.clock = clock.RealClock{}
-	}
-	if c.userAgent == "" {
-		c.userAgent = "palisade-metal-client"
-	}
 	return c, nil
 }
 
@@ -177,3 +218,43 @@ func orDefault[T comparable](v, def T) T {
 
 // errNoResponse marks transport-level failures (no HTTP status received).
 var errNoResponse = errors.New("no response from metal-api")
+
+// credentials picks the credential for each access level: the purpose's
+// own, else the next stronger purpose credential, else the default.
+func (c Config) credentials() ([accessAdmin + 1]Credential, error) {
+	var out [accessAdmin + 1]Credential
+	byPurpose := [accessAdmin + 1]*Credential{c.View, c.Edit, c.Admin}
+	ownType := [accessAdmin + 1]string{AuthTypeView, AuthTypeEdit, AuthTypeAdmin}
+	def := Credential{HMACKey: c.HMACKey, HMACAuthType: c.authType(), BearerToken: c.BearerToken}
+	if err := validAuthType(def); err != nil {
+		return out, err
+	}
+	for level := accessView; level <= accessAdmin; level++ {
+		out[level] = def
+		for stronger := level; stronger <= accessAdmin; stronger++ {
+			if p := byPurpose[stronger]; p.set() {
+				cred := *p
+				if cred.HMACAuthType == "" {
+					cred.HMACAuthType = ownType[stronger]
+				}
+				if err := validAuthType(cred); err != nil {
+					return out, err
+				}
+				out[level] = cred
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func validAuthType(c Credential) error {
+	if c.HMACKey == "" {
+		return nil
+	}
+	switch c.HMACAuthType {
+	case AuthTypeView, AuthTypeEdit, AuthTypeAdmin:
+		return nil
+	}
+	return fmt.Errorf("unknown hmac auth type %q", c.HMACAuthType)
+}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metal-stack/security"
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -90,6 +91,14 @@ func TestErrorCodes(t *testing.T) {
 				return err
 			},
 			code: 404, is: metal.IsNotFound, op: metal.OpMachineGet, sends: 1,
+		},
+		{
+			name: "404 free of an unknown machine (the delete path)",
+			call: func(e *env) error {
+				_, err := e.client(metal.AuthTypeEdit).FreeMachine(ctx, "gone")
+				return err
+			},
+			code: 404, is: metal.IsNotFound, op: metal.OpMachineFree, sends: 1,
 		},
 		{
 			name: "404 free machine is not a firewall",
@@ -197,6 +206,24 @@ func TestErrorCodes(t *testing.T) {
 			code: 500, is: metal.IsServerError, op: metal.OpFirewallAllocate, sends: 1,
 		},
 		{
+			name:  "503 on latest image is retried, then final",
+			setup: func(e *env) { e.sim.Faults().FailNext(metal.OpImageLatest, 100, http.StatusServiceUnavailable) },
+			call: func(e *env) error {
+				_, err := e.client(metal.AuthTypeView).GetLatestImage(ctx, metalsim.DefaultImageShorthand)
+				return err
+			},
+			code: 503, is: metal.IsServerError, op: metal.OpImageLatest, sends: metal.DefaultMaxAttempts,
+		},
+		{
+			name:  "502 on find firewalls is retried, then final",
+			setup: func(e *env) { e.sim.Faults().FailNext(metal.OpFirewallFind, 100, http.StatusBadGateway) },
+			call: func(e *env) error {
+				_, err := e.client(metal.AuthTypeView).FindFirewalls(ctx, nil)
+				return err
+			},
+			code: 502, is: metal.IsServerError, op: metal.OpFirewallFind, sends: metal.DefaultMaxAttempts,
+		},
+		{
 			name:  "500 on free is not retried",
 			setup: func(e *env) { e.sim.Faults().FailNext(metal.OpMachineFree, 5, 500) },
 			call: func(e *env) error {
@@ -266,20 +293,25 @@ func TestAuthFailures(t *testing.T) {
 	}
 
 	// Raw requests: a missing X-Date or a tampered method fail too.
-	key := []byte(e.cfg.HMACKeys[metal.AuthTypeView])
-	date := e.clock.Now().UTC().Format(metal.XDateFormat)
-	salt := "abcdefghijklmnopqrstuvwx"
+	signer := security.NewHMACAuth(metal.AuthTypeView, []byte(e.cfg.HMACKeys[metal.AuthTypeView]))
+	sign := func(method string, drop ...string) map[string]string {
+		h := signer.AuthHeaders(method, e.clock.Now())
+		for _, d := range drop {
+			delete(h, d)
+		}
+		return h
+	}
 	for name, h := range map[string]map[string]string{
-		"missing X-Date": {metal.HeaderAuthorization: "Metal-View " + metal.HMACSignature(key, date, "POST", salt), metal.HeaderSalt: salt},
-		"signed for GET": {metal.HeaderAuthorization: "Metal-View " + metal.HMACSignature(key, date, "GET", salt), metal.HeaderSalt: salt, metal.HeaderDate: date},
-		"missing salt":   {metal.HeaderAuthorization: "Metal-View " + metal.HMACSignature(key, date, "POST", salt), metal.HeaderDate: date},
+		"missing X-Date": sign("POST", "X-Date"),
+		"signed for GET": sign("GET"),
+		"missing salt":   sign("POST", "X-Data-Salt"),
 	} {
 		resp := rawPost(t, e.url+"/v1/firewall/find", "application/json", h)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.body, `"statuscode":403`) {
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.body, `\"statuscode\":403`) {
 			t.Errorf("%s: %d %s, want JSON 403", name, resp.StatusCode, resp.body)
 		}
 	}
-	good := map[string]string{metal.HeaderAuthorization: "Metal-View " + metal.HMACSignature(key, date, "POST", salt), metal.HeaderSalt: salt, metal.HeaderDate: date}
+	good := sign("POST")
 	if resp := rawPost(t, e.url+"/v1/firewall/find", "application/json", good); resp.StatusCode != 200 || resp.body != "[]" {
 		t.Errorf("correctly signed raw request: %d %s", resp.StatusCode, resp.body)
 	}

@@ -3,60 +3,154 @@ package metal
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-openapi/runtime"
+	"github.com/metal-stack/metal-lib/httperrors"
 )
 
-// maxErrorBody caps how much of an error body we keep in an APIError.
+// maxErrorBody caps how much of a non-metal-api error body we keep.
 const maxErrorBody = 4 << 10
 
-// call describes one metal-api operation.
-type call struct {
-	op     string
-	method string
-	path   string // relative to the base path, without leading slash
-	body   any
+// access is the permission a call needs on metal-api.
+type access int
+
+const (
+	accessView access = iota
+	accessEdit
+	accessAdmin
+)
+
+// operation describes one metal-api call.
+type operation struct {
+	name string
+	need access
 	// idempotent calls (GET and find) may be retried on 5xx and timeouts.
 	idempotent bool
 }
 
-// do runs c and decodes a 2xx body into out.
-func (c *HTTPClient) do(ctx context.Context, cl call, out any) error {
-	var payload []byte
-	if cl.body != nil {
-		var err error
-		if payload, err = json.Marshal(cl.body); err != nil {
-			return fmt.Errorf("metal-api %s: encoding request: %w", cl.op, err)
+// attempt is what the transport saw of one HTTP exchange. metal-go turns a
+// body it cannot decode (the router's plain "404: Page Not Found") into an
+// error without the status code; the transport keeps it.
+type attempt struct {
+	op     string
+	status int
+	body   []byte
+}
+
+type attemptKey struct{}
+
+// instrumentedTransport counts and times each request by operation and
+// status code and records the status for error classification. It never
+// looks at the credential headers.
+type instrumentedTransport struct {
+	next      http.RoundTripper
+	metrics   *metrics
+	userAgent string
+}
+
+func (t *instrumentedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	at, _ := req.Context().Value(attemptKey{}).(*attempt)
+	op := "unknown"
+	if at != nil {
+		op = at.op
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("User-Agent", t.userAgent)
+	start := time.Now()
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		t.metrics.observe(op, "error", time.Since(start).Seconds())
+		return nil, err
+	}
+	t.metrics.observe(op, strconv.Itoa(resp.StatusCode), time.Since(start).Seconds())
+	if at != nil {
+		at.status = resp.StatusCode
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			// Keep the start of the body and hand it on unchanged.
+			head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+			at.body = head
+			resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 		}
 	}
+	return resp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// invoke runs one operation through metal-go: fn gets a context that
+// carries the attempt, the per-attempt timeout (0: only the call's deadline)
+// and the credential for op.need. Idempotent operations are retried.
+func invoke[T any](ctx context.Context, c *HTTPClient, op operation, fn func(ctx context.Context, timeout time.Duration, auth runtime.ClientAuthInfoWriter) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	attempts := 1
-	if cl.idempotent {
-		attempts = c.retry.MaxAttempts
+	attempts, attemptTimeout := 1, time.Duration(0)
+	if op.idempotent {
+		// Only calls we may retry get a per-attempt bound; a slow allocate
+		// must run to the overall deadline rather than be cut and lost.
+		attempts, attemptTimeout = c.retry.MaxAttempts, c.retry.AttemptTimeout
 	}
+	var zero T
 	var lastErr error
-	for attempt := 0; attempt < attempts; attempt++ {
-		if attempt > 0 {
-			if err := sleepCtx(ctx, c.backoff(attempt)); err != nil {
-				return fmt.Errorf("%w (retry aborted: %v)", lastErr, err)
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			if err := sleepCtx(ctx, c.backoff(i)); err != nil {
+				return zero, fmt.Errorf("%w (retry aborted: %v)", lastErr, err)
 			}
 		}
-		lastErr = c.attempt(ctx, cl, payload, out)
-		if lastErr == nil || !retryable(ctx, lastErr) {
-			return lastErr
+		at := &attempt{op: op.name}
+		out, err := fn(context.WithValue(ctx, attemptKey{}, at), attemptTimeout, c.credential(op.need))
+		if err == nil {
+			return out, nil
+		}
+		lastErr = classify(op.name, err, at)
+		if !retryable(ctx, lastErr) {
+			return zero, lastErr
 		}
 	}
-	return lastErr
+	return zero, lastErr
+}
+
+// errorResponse is what every metal-go "default" response implements: the
+// status code and metal-api's decoded error body.
+type errorResponse interface {
+	error
+	Code() int
+	GetPayload() *httperrors.HTTPErrorResponse
+}
+
+// classify turns metal-go's error into an *APIError when metal-api answered,
+// or wraps errNoResponse when no answer arrived.
+func classify(op string, err error, at *attempt) error {
+	var resp errorResponse
+	if errors.As(err, &resp) {
+		apiErr := &APIError{Op: op, StatusCode: resp.Code()}
+		if p := resp.GetPayload(); p != nil {
+			apiErr.Message = p.Message
+		}
+		return apiErr
+	}
+	switch {
+	case at.status == 0:
+		// The URL in err is fine to show; credentials live in headers only.
+		return fmt.Errorf("metal-api %s: %w: %w", op, errNoResponse, err)
+	case at.status < 200 || at.status > 299:
+		// Not metal-api's error body: the router (wrong base path, method or
+		// media type) or a proxy answered.
+		return &APIError{Op: op, StatusCode: at.status, Message: strings.TrimSpace(string(at.body)), RouteLevel: true}
+	}
+	return fmt.Errorf("metal-api %s: decoding response: %w", op, err)
 }
 
 // retryable: 5xx and transport failures, unless the caller's context is done.
@@ -85,90 +179,4 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func (c *HTTPClient) attempt(ctx context.Context, cl call, payload []byte, out any) error {
-	if cl.idempotent {
-		// Only calls we may retry get a per-attempt bound; a slow allocate
-		// must run to the overall deadline rather than be cut and lost.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.retry.AttemptTimeout)
-		defer cancel()
-	}
-
-	req, err := c.newRequest(ctx, cl, payload)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		c.metrics.observe(cl.op, "error", time.Since(start).Seconds())
-		// The URL in err is fine to show; credentials live in headers only.
-		return fmt.Errorf("metal-api %s: %w: %w", cl.op, errNoResponse, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	c.metrics.observe(cl.op, strconv.Itoa(resp.StatusCode), time.Since(start).Seconds())
-	if err != nil {
-		return fmt.Errorf("metal-api %s: %w: reading body: %w", cl.op, errNoResponse, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return decodeError(cl.op, resp, body)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("metal-api %s: decoding response: %w", cl.op, err)
-	}
-	return nil
-}
-
-func (c *HTTPClient) newRequest(ctx context.Context, cl call, payload []byte) (*http.Request, error) {
-	u := c.base.JoinPath(cl.path)
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
-	if err != nil {
-		return nil, fmt.Errorf("metal-api %s: %w", cl.op, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	switch {
-	case len(c.hmacKey) > 0:
-		headers, err := hmacHeaders(c.hmacKey, c.authType, cl.method, c.clock.Now())
-		if err != nil {
-			return nil, fmt.Errorf("metal-api %s: %w", cl.op, err)
-		}
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-	case c.bearer != "":
-		req.Header.Set(HeaderAuthorization, "Bearer "+c.bearer)
-	}
-	return req, nil
-}
-
-// decodeError builds an APIError from metal-api's {statuscode, message} body
-// or, for router-level answers, from the plain text.
-func decodeError(op string, resp *http.Response, body []byte) error {
-	apiErr := &APIError{Op: op, StatusCode: resp.StatusCode}
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	var parsed HTTPErrorResponse
-	if mediaType == "application/json" && json.Unmarshal(body, &parsed) == nil && parsed.Message != "" {
-		apiErr.Message = parsed.Message
-		return apiErr
-	}
-	if len(body) > maxErrorBody {
-		body = body[:maxErrorBody]
-	}
-	apiErr.Message = strings.TrimSpace(string(body))
-	apiErr.RouteLevel = true
-	return apiErr
 }

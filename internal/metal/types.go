@@ -4,7 +4,9 @@ import "time"
 
 // The structs below mirror the metal-api swagger definitions named in their
 // comments. JSON names and types must match metal-api.swagger.json; the
-// contract test in swagger_test.go enforces that.
+// contract test in swagger_test.go enforces that. The client converts them
+// to and from metal-go's models by those names (convert.go); the simulator
+// renders them.
 //
 // Optional request fields use omitempty so that an unset filter is absent on
 // the wire: the server treats "" as a value to match, not as "no filter".
@@ -149,13 +151,6 @@ type NetworkFindRequest struct {
 	Underlay            *bool             `json:"underlay,omitempty"`
 	Labels              map[string]string `json:"labels,omitempty"`
 	AddressFamily       string            `json:"addressfamily,omitempty"`
-}
-
-// HTTPErrorResponse is httperrors.HTTPErrorResponse, the body of every
-// non-2xx JSON answer.
-type HTTPErrorResponse struct {
-	StatusCode int32  `json:"statuscode"`
-	Message    string `json:"message"`
 }
 
 // MachineResponse is v1.MachineResponse.

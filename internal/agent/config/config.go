@@ -16,6 +16,10 @@ type Config struct {
 	Nftables    Nftables    `json:"nftables,omitempty"`
 	Reporting   Reporting   `json:"reporting,omitempty"`
 	Distance    Distance    `json:"distance,omitempty"`
+	DNS         DNS         `json:"dns,omitempty"`
+	Metrics     Metrics     `json:"metrics,omitempty"`
+	IDS         *IDS        `json:"ids,omitempty"`
+	Host        Host        `json:"host,omitempty"`
 }
 
 // Reporting tunes how the agent reports to the seed Firewall and the FirewallMonitor
@@ -81,14 +85,12 @@ type StaticSource struct {
 // StaticFirewall is a Firewall spec plus the fields the agent ignores but the format allows.
 type StaticFirewall struct {
 	model.FirewallSpec `json:",inline"`
-	// Accepted for compatibility with the Firewall spec; self-update is not done by this agent.
+	// ControllerURL/Version drive the self-update; SSHPublicKeys the authorized_keys file.
 	ControllerURL           string   `json:"controllerURL,omitempty"`
 	ControllerVersion       string   `json:"controllerVersion,omitempty"`
 	NftablesExporterURL     string   `json:"nftablesExporterURL,omitempty"`
 	NftablesExporterVersion string   `json:"nftablesExporterVersion,omitempty"`
 	Interval                string   `json:"interval,omitempty"`
-	DNSServerAddress        string   `json:"dnsServerAddress,omitempty"`
-	DNSPort                 *uint    `json:"dnsPort,omitempty"`
 	SSHPublicKeys           []string `json:"sshPublicKeys,omitempty"`
 }
 
@@ -117,9 +119,9 @@ type Controller struct {
 
 // FirewallController is the base controller.
 type FirewallController struct {
-	Source     SourceKind `json:"source"`
-	SelfUpdate *Toggle    `json:"selfUpdate,omitempty"`
-	Droptailer *Toggle    `json:"droptailer,omitempty"`
+	Source     SourceKind  `json:"source"`
+	SelfUpdate *SelfUpdate `json:"selfUpdate,omitempty"`
+	Droptailer *Droptailer `json:"droptailer,omitempty"`
 }
 
 // Toggle switches an optional feature.

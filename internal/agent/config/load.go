@@ -83,6 +83,8 @@ func (c *Config) defaults() error {
 	if c.Nftables.RuleFile == "" {
 		c.Nftables.RuleFile = model.DefaultRuleFile
 	}
+	c.DNS.defaults()
+	c.hostDefaults()
 	return nil
 }
 
@@ -181,6 +183,8 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Nftables.RuleFile) {
 		add("nftables.ruleFile", "%q must be an absolute path", c.Nftables.RuleFile)
 	}
+	c.DNS.validate(add)
+	c.hostValidate(add)
 	return errors.Join(errs...)
 }
 

@@ -214,3 +214,34 @@ func TestSamples(t *testing.T) {
 		}
 	}
 }
+
+func TestDNSKeys(t *testing.T) {
+	base := "name: fw\nsources: {static: {}}\ncontrollers: {firewall: {source: static}}\n"
+	cfg, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.DNS
+	if !d.ProxyEnabled() || d.Port != 53 || d.MinTTL != "30s" || d.MaxTTL != "1h0m0s" || d.MaxNames != 10000 || d.MaxAddresses != 50000 ||
+		d.StateFile != DefaultDNSStateFile || d.StateInterval != "10s" || d.StatusInterval != "30s" {
+		t.Errorf("defaults: %+v", d)
+	}
+	for yaml, want := range map[string]string{
+		"dns: {upstreams: [dns.example]}":      "dns.upstreams[0]",
+		"dns: {minTTL: 10m, maxTTL: 1m}":       "dns.maxTTL: 1m is below dns.minTTL 10m",
+		"dns: {minTTL: 10ms}":                  "dns.minTTL",
+		"dns: {stateFile: state.json}":         "dns.stateFile",
+		"dns: {maxNames: -1}":                  "dns.maxNames",
+		"dns: {statusInterval: often}":         "dns.statusInterval",
+		"dns: {upstreams: [\"[fd00::53]:0\"]}": "dns.upstreams[0]",
+	} {
+		if _, err := Parse([]byte(base + yaml)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", yaml, err, want)
+		}
+	}
+	for s, want := range map[string]string{"10.0.0.53": "10.0.0.53:53", "10.0.0.53:5353": "10.0.0.53:5353", "fd00::53": "[fd00::53]:53", "[fd00::53]:5353": "[fd00::53]:5353"} {
+		if got, err := ParseUpstream(s); err != nil || got.String() != want {
+			t.Errorf("%s: %s %v", s, got, err)
+		}
+	}
+}

@@ -72,10 +72,14 @@ func TestParsePolicyNotesFailClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Notes) != 2 {
+	if len(p.Notes) != 1 {
 		t.Errorf("notes: %v", p.Notes)
 	}
-	// Only the last rule applies: every UDP port to every address of both families.
+	// The FQDN rule opens only what the DNS proxy learns, never "any destination".
+	if len(p.FQDN) != 1 || p.FQDN[0].Index != 0 {
+		t.Errorf("fqdn: %+v", p.FQDN)
+	}
+	// Only the last rule opens CIDRs: every UDP port to every address of both families.
 	if len(p.Egress) != 1 || len(p.Egress[0].Peers) != 2 || p.Egress[0].Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
 		t.Errorf("egress: %+v", p.Egress)
 	}

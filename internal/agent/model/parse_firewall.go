@@ -86,6 +86,12 @@ func ParseFirewall(spec FirewallSpec) Firewall {
 		}
 	}
 
+	if up, err := parseDNSUpstream(spec.DNSServerAddress, spec.DNSPort); err != nil {
+		warn("%v; the DNS proxy uses its configured resolvers", err)
+	} else {
+		fw.DNSUpstream = up
+	}
+
 	if len(spec.AllowedNetworks.Ingress)+len(spec.AllowedNetworks.Egress) > 0 {
 		fw.Allowed = &Allowed{
 			Ingress: prefixes("allowedNetworks.ingress", spec.AllowedNetworks.Ingress),

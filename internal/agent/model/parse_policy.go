@@ -30,17 +30,14 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 	for i, out := range spec.Egress {
 		path := fmt.Sprintf("egress[%d]", i)
 		if len(out.ToFQDNs) > 0 {
-			if len(out.To) > 0 {
-				return Policy{}, fmt.Errorf("%s: to and toFQDNs are mutually exclusive", path)
-			}
-			if err := validateFQDNs(path, out.ToFQDNs); err != nil {
+			rule, notes, ok, err := parseFQDNRule(path, i, out)
+			if err != nil {
 				return Policy{}, err
 			}
-			if _, _, _, err := parseRule(path, out.Ports, nil, "to"); err != nil {
-				return Policy{}, err
+			p.Notes = append(p.Notes, notes...)
+			if ok {
+				p.FQDN = append(p.FQDN, rule)
 			}
-			// Fail closed: an FQDN rule must never turn into "any destination".
-			p.Notes = append(p.Notes, path+": toFQDNs is not enforced by this agent yet; the rule opens nothing")
 			continue
 		}
 		rule, notes, ok, err := parseRule(path, out.Ports, out.To, "to")
@@ -174,15 +171,6 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", printable(s))
 	}
 	return p.Masked(), nil
-}
-
-func validateFQDNs(path string, sels []FQDNSelector) error {
-	for i, s := range sels {
-		if s.MatchName == "" && s.MatchPattern == "" {
-			return fmt.Errorf("%s.toFQDNs[%d]: needs matchName or matchPattern", path, i)
-		}
-	}
-	return nil
 }
 
 // printable shortens and strips a user string before it goes into an error message.

@@ -77,6 +77,9 @@ type FirewallSpec struct {
 	LogAcceptedConnections bool             `json:"logAcceptedConnections,omitempty"`
 	DryRun                 bool             `json:"dryRun,omitempty"`
 	Ipv4RuleFile           string           `json:"ipv4RuleFile,omitempty"`
+	// DNSServerAddress and DNSPort (default 53) are the resolver the DNS proxy forwards to.
+	DNSServerAddress string `json:"dnsServerAddress,omitempty"`
+	DNSPort          *uint  `json:"dnsPort,omitempty"`
 	// FirewallNetworks mirrors Firewall.status.firewallNetworks.
 	FirewallNetworks []FirewallNetwork `json:"firewallNetworks,omitempty"`
 	// ClusterPrefixes are the prefixes of the cluster behind the firewall (Palisade).

@@ -67,7 +67,10 @@ type Policy struct {
 	Key     ObjectKey
 	Ingress []Rule
 	Egress  []Rule
-	// Notes explain parts that are not enforced (e.g. toFQDNs); they end up in the status.
+	// FQDN are the egress rules by DNS name; their addresses come from the DNS proxy.
+	FQDN []FQDNRule
+	// Notes explain parts that are not enforced (e.g. a rule without ports); they end up in
+	// the status.
 	Notes []string
 }
 
@@ -131,6 +134,10 @@ type Firewall struct {
 	Distance uint8
 	// ASN is the firewall's own AS (0 when unknown), prepended for the distance.
 	ASN int64
+	// DNSUpstream is the resolver of the DNS proxy from the Firewall spec; zero when unset.
+	DNSUpstream DNSUpstream
+	// Host is what the agent puts on the host besides the ruleset (SSH keys, binary).
+	Host HostSpec
 }
 
 // Allowed is the parsed allowedNetworks. When the cap is active, an empty direction allows

@@ -36,7 +36,7 @@ func elementOnlyDelta(old, r *ruleset.Ruleset) (changes []mapChange, ok bool) {
 	}
 	for i, s := range r.Sets {
 		o := old.Sets[i]
-		if o.Name != s.Name || o.Comment != s.Comment || o.Type != s.Type || o.Map != s.Map || o.Interval != s.Interval {
+		if o.Name != s.Name || o.Comment != s.Comment || o.Type != s.Type || o.Map != s.Map || o.Interval != s.Interval || o.Timeout != s.Timeout {
 			return nil, false
 		}
 		removed, added := diffElements(o.Elements, s.Elements)

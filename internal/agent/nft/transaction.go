@@ -51,8 +51,11 @@ func addFull(tx *knftables.Transaction, r *ruleset.Ruleset, existing Inventory) 
 			tx.Flush(&knftables.Chain{Name: name})
 		}
 	}
+	keep := learnedSets(r)
 	for _, name := range existing.Sets {
-		tx.Delete(&knftables.Set{Name: name})
+		if !keep[name] {
+			tx.Delete(&knftables.Set{Name: name})
+		}
 	}
 	for _, name := range existing.Maps {
 		tx.Delete(&knftables.Map{Name: name})
@@ -104,7 +107,7 @@ func addDelta(tx *knftables.Transaction, old, r *ruleset.Ruleset) error {
 	}
 	for _, s := range r.Sets {
 		o, ok := oldSets[s.Name]
-		if !ok || o.Type != s.Type || o.Map != s.Map || o.Interval != s.Interval || o.Comment != s.Comment {
+		if !ok || o.Type != s.Type || o.Map != s.Map || o.Interval != s.Interval || o.Timeout != s.Timeout || o.Comment != s.Comment {
 			return errNeedFull
 		}
 	}
@@ -270,6 +273,9 @@ func setObject(s ruleset.Set) knftables.Object {
 	if s.Interval {
 		flags = []knftables.SetFlag{knftables.IntervalFlag}
 	}
+	if s.Timeout {
+		flags = append(flags, knftables.TimeoutFlag)
+	}
 	var comment *string
 	if s.Comment != "" {
 		comment = knftables.PtrTo(s.Comment)
@@ -291,4 +297,17 @@ func elementObject(s ruleset.Set, e ruleset.Element) *knftables.Element {
 		obj.Set = s.Name
 	}
 	return obj
+}
+
+// learnedSets are the timeout sets of r: their elements come from the DNS proxy, so a full
+// sync keeps them (adding an existing set with the same definition changes nothing) instead
+// of recreating them empty.
+func learnedSets(r *ruleset.Ruleset) map[string]bool {
+	keep := map[string]bool{}
+	for _, s := range r.Sets {
+		if s.Timeout && !s.Map {
+			keep[s.Name] = true
+		}
+	}
+	return keep
 }

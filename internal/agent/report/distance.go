@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,18 @@ type FRR struct {
 	// Checker is the vtysh binary; empty looks it up in PATH, "-" means none. Without
 	// one the fragment is written unchecked and distance is reported as not supported.
 	Checker string
+	// VtyshArgs go before every vtysh command, e.g. ["-N", "pathspace"].
+	VtyshArgs []string
+	// Control drives FRR; nil uses vtysh (Checker).
+	Control FRRControl
+}
+
+// FRRControl is what the distance needs of FRR: check a fragment, load it into the running
+// daemons, and show what they run.
+type FRRControl interface {
+	Check(ctx context.Context, file string) error
+	Load(ctx context.Context, file string) error
+	RunningConfig(ctx context.Context) (string, error)
 }
 
 // DistanceResult is what Configure achieved.
@@ -60,17 +73,19 @@ func (f FRR) Render(distance uint8, asn int64) (string, error) {
 	return b.String(), nil
 }
 
-// Configure writes the fragment when its content changed and checks it with
-// `vtysh --dryrun --inputfile` where FRR is installed. A fragment FRR rejects is not
-// written; the previous one stays.
+// Configure checks the fragment with `vtysh --dryrun --inputfile`, writes it when its
+// content changed, loads it into the running FRR (`vtysh --inputfile`) and reports the
+// distance only once FRR's running configuration holds it. A fragment FRR rejects is not
+// written; the previous one stays. Without FRR the fragment is written unchecked and the
+// distance reported as not supported.
 func (f FRR) Configure(ctx context.Context, distance uint8, asn int64) (DistanceResult, error) {
 	text, err := f.Render(distance, asn)
 	if err != nil {
 		return DistanceResult{}, err
 	}
-	checker := f.checker()
-	if checker != "" {
-		if err := check(ctx, checker, filepath.Dir(f.File), text); err != nil {
+	ctl := f.control()
+	if ctl != nil {
+		if err := checkText(ctx, ctl, filepath.Dir(f.File), text); err != nil {
 			return DistanceResult{}, err
 		}
 	}
@@ -86,11 +101,121 @@ func (f FRR) Configure(ctx context.Context, distance uint8, asn int64) (Distance
 			return DistanceResult{}, err
 		}
 	}
-	return DistanceResult{Distance: distance, Supported: checker != ""}, nil
+	if ctl == nil {
+		return DistanceResult{Distance: distance, Supported: false}, nil
+	}
+	if err := f.load(ctx, ctl, text); err != nil {
+		return DistanceResult{}, fmt.Errorf("loading the distance into FRR: %w", err)
+	}
+	if err := f.Confirm(ctx, distance, asn); err != nil {
+		return DistanceResult{}, err
+	}
+	return DistanceResult{Distance: distance, Supported: true}, nil
 }
 
-// Available tells whether FRR's checker is installed, i.e. whether distances are supported.
-func (f FRR) Available() bool { return f.checker() != "" }
+// load loads the fragment into the running daemons. Loading only adds commands, so the
+// previous prepend is cleared first: a distance of 0 then leaves none.
+func (f FRR) load(ctx context.Context, ctl FRRControl, text string) error {
+	header := "route-map " + f.RouteMap + " permit 10\n"
+	loadText := strings.Replace(text, header, header+" no set as-path prepend\n", 1)
+	tmp, err := os.CreateTemp(filepath.Dir(f.File), ".palisade-distance-load-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(loadText); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return ctl.Load(ctx, tmp.Name())
+}
+
+// Confirm checks that FRR's running configuration holds the route-map of distance.
+func (f FRR) Confirm(ctx context.Context, distance uint8, asn int64) error {
+	ctl := f.control()
+	if ctl == nil {
+		return errors.New("FRR is not installed")
+	}
+	text, err := f.Render(distance, asn)
+	if err != nil {
+		return err
+	}
+	running, err := ctl.RunningConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("reading FRR's running configuration: %w", err)
+	}
+	want := routeMapBlock(text, f.RouteMap)
+	if got := routeMapBlock(running, f.RouteMap); !slices.Equal(got, want) {
+		return fmt.Errorf("FRR runs route-map %s as %q, want %q", f.RouteMap, got, want)
+	}
+	return nil
+}
+
+// routeMapBlock returns the trimmed lines of "route-map NAME permit 10" up to "exit".
+func routeMapBlock(config, name string) []string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(config, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "route-map "+name+" permit 10":
+			in, out = true, []string{}
+		case in && (line == "exit" || line == "!" || strings.HasPrefix(line, "route-map ")):
+			return out
+		case in && line != "":
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// Available tells whether FRR's vtysh is installed, i.e. whether distances are supported.
+func (f FRR) Available() bool { return f.control() != nil }
+
+func (f FRR) control() FRRControl {
+	if f.Control != nil {
+		return f.Control
+	}
+	if bin := f.checker(); bin != "" {
+		return vtysh{bin: bin, args: f.VtyshArgs}
+	}
+	return nil
+}
+
+// vtysh drives FRR through its shell.
+type vtysh struct {
+	bin  string
+	args []string
+}
+
+func (v vtysh) run(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, v.bin, append(slices.Clone(v.args), args...)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+func (v vtysh) Check(ctx context.Context, file string) error {
+	if _, err := v.run(ctx, "--dryrun", "--inputfile", file); err != nil {
+		return fmt.Errorf("FRR rejected the distance fragment: %w", err)
+	}
+	return nil
+}
+
+func (v vtysh) Load(ctx context.Context, file string) error {
+	_, err := v.run(ctx, "--inputfile", file)
+	return err
+}
+
+func (v vtysh) RunningConfig(ctx context.Context) (string, error) {
+	return v.run(ctx, "-c", "show running-config")
+}
 
 func (f FRR) checker() string {
 	switch f.Checker {
@@ -103,7 +228,7 @@ func (f FRR) checker() string {
 	return f.Checker
 }
 
-func check(ctx context.Context, vtysh, dir, text string) error {
+func checkText(ctx context.Context, ctl FRRControl, dir, text string) error {
 	tmp, err := os.CreateTemp(dir, ".palisade-distance-check-*")
 	if err != nil {
 		tmp, err = os.CreateTemp("", "palisade-distance-check-*")
@@ -119,11 +244,5 @@ func check(ctx context.Context, vtysh, dir, text string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, vtysh, "--dryrun", "--inputfile", tmp.Name()).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("FRR rejected the distance fragment: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return ctl.Check(ctx, tmp.Name())
 }

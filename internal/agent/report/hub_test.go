@@ -41,8 +41,10 @@ func TestHubRunRefreshesOnlyConfirmedRules(t *testing.T) {
 	sink := &recordingSink{}
 	var mu sync.Mutex
 	confirmErr := error(nil)
+	var seedContact time.Time // when the seed was last reached
 	hub := NewHub(HubOptions{Interval: 50 * time.Millisecond, FromSeed: true, Sinks: []Sink{sink},
-		Confirm: func(context.Context) error { mu.Lock(); defer mu.Unlock(); return confirmErr }})
+		Confirm:     func(context.Context) error { mu.Lock(); defer mu.Unlock(); return confirmErr },
+		SeedContact: func() time.Time { mu.Lock(); defer mu.Unlock(); return seedContact }})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = hub.Run(ctx) }()
@@ -56,9 +58,21 @@ func TestHubRunRefreshesOnlyConfirmedRules(t *testing.T) {
 		st, due, _ := sink.last()
 		return !due && st.ObservedGeneration == 4 && st.LastRun.Equal(t0)
 	})
+	// Confirmed rules refresh lastRun, but without seed contact lastRunAgainstSeed stays.
 	waitFor(t, func() bool {
 		st, due, _ := sink.last()
-		return due && st.LastRun.After(t0) && st.LastRunAgainstSeed.After(t0)
+		return due && st.LastRun.After(t0)
+	})
+	if st, _, _ := sink.last(); !st.LastRunAgainstSeed.Equal(t0) {
+		t.Fatalf("lastRunAgainstSeed moved without seed contact: %s", st.LastRunAgainstSeed)
+	}
+	contact := time.Now()
+	mu.Lock()
+	seedContact = contact
+	mu.Unlock()
+	waitFor(t, func() bool {
+		st, due, _ := sink.last()
+		return due && st.LastRunAgainstSeed.Equal(contact)
 	})
 
 	mu.Lock()

@@ -48,7 +48,7 @@ func (m *Monitor) namespace() string {
 // Write implements Sink.
 func (m *Monitor) Write(ctx context.Context, st State, due bool) error {
 	cs := v2.ControllerStatus{
-		Message:            st.Message,
+		Message:            st.FullMessage(),
 		ControllerVersion:  st.Version,
 		Distance:           v2.FirewallDistance(st.Distance),
 		DistanceSupported:  st.DistanceSupported,

@@ -7,15 +7,19 @@ package report
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/palisade-fw/palisade/internal/agent/runner"
+	"github.com/palisade-fw/palisade/internal/version"
 )
 
-// Version is the agent's version, set at build time with
-// -ldflags "-X github.com/palisade-fw/palisade/internal/agent/report.Version=v1.2.3".
-var Version = "devel"
+// Version is the agent's version as reported in the status: the build's stamp
+// (internal/version, set by `make release`); tests may override it.
+var Version = version.Version
 
 // maxMessage bounds the error text copied into a status.
 const maxMessage = 1024
@@ -38,6 +42,30 @@ type State struct {
 	LastRunAgainstSeed time.Time
 	Distance           uint8
 	DistanceSupported  bool
+	// Notes are problems of the host parts (self-update, SSH keys, egress addresses, IDS)
+	// by topic; they are appended to Message.
+	Notes map[string]string
+}
+
+// FullMessage is Message followed by the notes, sorted by topic.
+func (st State) FullMessage() string {
+	parts := []string{}
+	if st.Message != "" {
+		parts = append(parts, st.Message)
+	}
+	topics := make([]string, 0, len(st.Notes))
+	for t := range st.Notes {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		parts = append(parts, t+": "+st.Notes[t])
+	}
+	msg := strings.Join(parts, "; ")
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + "..."
+	}
+	return msg
 }
 
 // Sink writes the state somewhere.
@@ -59,9 +87,13 @@ type HubOptions struct {
 	FromSeed bool
 	// Confirm checks that the kernel still holds the last applied ruleset; nil skips it.
 	Confirm func(ctx context.Context) error
-	Sinks   []Sink
-	Log     *slog.Logger
-	Now     func() time.Time
+	// SeedContact is when the agent last reached the seed API (its last successful status
+	// write); the periodic refresh moves LastRunAgainstSeed only up to it, so that
+	// SeedConnected means the seed was really reached. Nil never refreshes it.
+	SeedContact func() time.Time
+	Sinks       []Sink
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // Hub collects sync results and drives the sinks.
@@ -119,7 +151,9 @@ func (h *Hub) Synced(ctx context.Context, res runner.SyncResult) {
 		}
 		st.RulesApplied, st.Message = false, msg
 	}
-	if h.FromSeed {
+	// The first sync follows the seed informer's initial list, a real contact; later ones
+	// may be triggered by the workload cluster, so only SeedContact moves it on.
+	if h.FromSeed && (st.LastRunAgainstSeed.IsZero() || h.SeedContact == nil) {
 		st.LastRunAgainstSeed = res.Time
 	}
 	h.mu.Unlock()
@@ -151,6 +185,29 @@ func (h *Hub) configureDistance(ctx context.Context, distance uint8, asn int64) 
 	h.mu.Unlock()
 }
 
+// reconfirmDistance checks that FRR still runs the configured distance (a restarted FRR
+// forgets what was loaded into it) and loads it again when not.
+func (h *Hub) reconfirmDistance(ctx context.Context) {
+	if h.Distance == nil {
+		return
+	}
+	h.mu.Lock()
+	done := h.distanceDone
+	h.mu.Unlock()
+	if done == nil || !h.Distance.Available() {
+		return
+	}
+	if err := h.Distance.Confirm(ctx, done.distance, done.asn); err == nil {
+		return
+	} else {
+		h.Log.Warn("FRR no longer runs the configured distance; loading it again", "err", err)
+	}
+	h.mu.Lock()
+	h.distanceDone = nil
+	h.mu.Unlock()
+	h.configureDistance(ctx, done.distance, done.asn)
+}
+
 func (h *Hub) poke() {
 	select {
 	case h.trigger <- struct{}{}:
@@ -162,7 +219,27 @@ func (h *Hub) poke() {
 func (h *Hub) State() State {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.st
+	st := h.st
+	st.Notes = maps.Clone(h.st.Notes)
+	return st
+}
+
+// Note records a problem of a host part under topic (empty msg clears it) and reports it.
+func (h *Hub) Note(topic, msg string) {
+	h.mu.Lock()
+	changed := h.st.Notes[topic] != msg
+	if msg == "" {
+		delete(h.st.Notes, topic)
+	} else {
+		if h.st.Notes == nil {
+			h.st.Notes = map[string]string{}
+		}
+		h.st.Notes[topic] = msg
+	}
+	h.mu.Unlock()
+	if changed {
+		h.poke()
+	}
 }
 
 // Run reports after every sync and every Interval until ctx ends.
@@ -202,11 +279,14 @@ func (h *Hub) refresh(ctx context.Context) {
 	h.mu.Lock()
 	if h.st.RulesApplied {
 		h.st.LastRun = now
-		if h.FromSeed {
-			h.st.LastRunAgainstSeed = now
+		if h.FromSeed && h.SeedContact != nil {
+			if c := h.SeedContact(); c.After(h.st.LastRunAgainstSeed) {
+				h.st.LastRunAgainstSeed = c
+			}
 		}
 	}
 	h.mu.Unlock()
+	h.reconfirmDistance(ctx)
 }
 
 func (h *Hub) write(ctx context.Context, due bool) {

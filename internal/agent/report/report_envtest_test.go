@@ -71,16 +71,19 @@ func TestReportsToSeedAndMonitor(t *testing.T) {
 	stats := &v2.FirewallStats{
 		RuleStats:   v2.RuleStatsByAction{ActionAccept: {"cwnp-abc-firewall/web": {Counter: v2.Counter{Bytes: 100, Packets: 2}}}, ActionDrop: {}, ActionOther: {}},
 		DeviceStats: v2.DeviceStatsByDevice{"external": {InBytes: 5, OutBytes: 6, TotalBytes: 11}},
+		IDSStats:    v2.IDSStatsByDevice{"vrf104009": {Drop: 1992, Packets: 4997276}},
 	}
 	frrFile := filepath.Join(t.TempDir(), "distance.conf")
-	seed := &SeedFirewall{Client: c, Namespace: "default", Name: "fw-1"}
-	monitor := &Monitor{Client: c, Name: "fw-1", Stats: func(context.Context) (*v2.FirewallStats, error) { return stats, nil }}
+	t0 := time.Now().Truncate(time.Second)
+	statsFn := func(context.Context) (*v2.FirewallStats, error) { return stats, nil }
+	// The seed write is the seed contact: it stamps lastRunAgainstSeed with its own time.
+	seed := &SeedFirewall{Client: c, Namespace: "default", Name: "fw-1", Stats: statsFn, Now: func() time.Time { return t0 }}
+	monitor := &Monitor{Client: c, Name: "fw-1", Stats: statsFn}
 	hub := NewHub(HubOptions{Interval: time.Hour, FromSeed: true, Sinks: []Sink{seed, monitor},
 		Distance: &FRR{File: frrFile, RouteMap: "palisade-distance", Checker: "-"}})
 
 	before := getFirewall(t, c)
 	gen1 := before.Generation
-	t0 := time.Now().Truncate(time.Second)
 	hub.Synced(ctx, runner.SyncResult{Firewall: model.Firewall{Generation: gen1, Distance: 3, ASN: 4200003073}, Applied: true, Time: t0})
 	hub.WriteNow(ctx)
 
@@ -89,6 +92,9 @@ func TestReportsToSeedAndMonitor(t *testing.T) {
 	if cs == nil || cs.RulesApplied == nil || !*cs.RulesApplied || cs.ObservedGeneration != gen1 || cs.ActualDistance != 3 ||
 		cs.ActualVersion != Version || cs.Message != "" || !cs.Updated.Time.Equal(t0) || !cs.SeedUpdated.Time.Equal(t0) {
 		t.Fatalf("controllerStatus after a successful apply: %+v", cs)
+	}
+	if !reflect.DeepEqual(cs.Stats, stats) || seed.LastContact() != t0 {
+		t.Errorf("seed stats (describe fw shows rules, devices, IDS): %+v, contact %v", cs.Stats, seed.LastContact())
 	}
 	if cs.DistanceSupported == nil || *cs.DistanceSupported {
 		t.Errorf("without FRR's checker distanceSupported must be false: %v", cs.DistanceSupported)
@@ -140,6 +146,14 @@ func TestReportsToSeedAndMonitor(t *testing.T) {
 	if ms := getMonitor(t, c).ControllerStatus; ms.RulesApplied == nil || *ms.RulesApplied || ms.ObservedGeneration != gen1 || ms.Message == "" {
 		t.Fatalf("monitor after a failed apply: %+v", ms)
 	}
+
+	// A host problem is part of the message until it is cleared.
+	hub.Note("selfUpdate", "refusing v2: unsigned")
+	hub.write(ctx, false)
+	if cs := getFirewall(t, c).Status.ControllerStatus; cs.Message != "nft: Error: syntax error; selfUpdate: refusing v2: unsigned" {
+		t.Errorf("message with note: %q", cs.Message)
+	}
+	hub.Note("selfUpdate", "")
 
 	// The retry succeeds: generation advances, message cleared.
 	t3 := t0.Add(3 * time.Second)

@@ -15,14 +15,30 @@ import (
 
 // SeedFirewall writes status.controllerStatus of the Firewall in the seed, with a merge
 // patch of exactly that field on the status subresource; nothing else in the status changes.
+//
+// A successful write is the agent's contact with the seed: it stamps lastRunAgainstSeed
+// with the time of the write (LastContact tells the other sinks), so SeedConnected is
+// never refreshed by an agent that cannot reach the seed.
 type SeedFirewall struct {
 	Client    client.Client
 	Namespace string
 	Name      string
+	// Stats collects device, rule and IDS statistics; nil reports none.
+	Stats func(ctx context.Context) (*v2.FirewallStats, error)
+	Now   func() time.Time
 
 	mu          sync.Mutex
-	lastContent string // the written state without timestamps
+	lastContent string // the written state without timestamps and statistics
 	written     bool
+	stats       *v2.FirewallStats
+	contact     time.Time
+}
+
+// LastContact is when a write to the seed last succeeded.
+func (s *SeedFirewall) LastContact() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.contact
 }
 
 // Target implements Sink.
@@ -30,6 +46,13 @@ func (s *SeedFirewall) Target() string { return "seed Firewall " + s.Namespace +
 
 // Write implements Sink.
 func (s *SeedFirewall) Write(ctx context.Context, st State, due bool) error {
+	now := time.Now()
+	if s.Now != nil {
+		now = s.Now()
+	}
+	if !st.LastRunAgainstSeed.IsZero() {
+		st.LastRunAgainstSeed = now // this write, if it succeeds, is the contact
+	}
 	cc := controllerConnection(st)
 	content := contentKey(cc, func(c *map[string]any) {
 		delete(*c, "lastRun")
@@ -40,6 +63,14 @@ func (s *SeedFirewall) Write(ctx context.Context, st State, due bool) error {
 	if s.written && content == s.lastContent && !due {
 		return nil
 	}
+	if (due || s.stats == nil) && s.Stats != nil {
+		if stats, err := s.Stats(ctx); err == nil {
+			s.stats = stats
+		}
+	}
+	if s.stats != nil {
+		cc["stats"] = s.stats
+	}
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"controllerStatus": cc}})
 	if err != nil {
 		return err
@@ -48,7 +79,7 @@ func (s *SeedFirewall) Write(ctx context.Context, st State, due bool) error {
 	if err := s.Client.Status().Patch(ctx, fw, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return err
 	}
-	s.lastContent, s.written = content, true
+	s.lastContent, s.written, s.contact = content, true, now
 	return nil
 }
 
@@ -64,8 +95,8 @@ func controllerConnection(st State) map[string]any {
 		"rulesApplied":      st.RulesApplied,
 		"message":           nil,
 	}
-	if st.Message != "" {
-		cc["message"] = st.Message
+	if msg := st.FullMessage(); msg != "" {
+		cc["message"] = msg
 	}
 	if !st.LastRun.IsZero() {
 		cc["lastRun"] = timestamp(st.LastRun)

@@ -29,6 +29,12 @@ type CounterSource interface {
 // accounting counters as the devices "internal" and "external", and the byte counters of
 // every network interface from sysRoot/class/net (sysRoot is normally /sys).
 func Stats(ctx context.Context, counters CounterSource, sysRoot string) (*v2.FirewallStats, error) {
+	return StatsNamed(ctx, counters, sysRoot, nil)
+}
+
+// StatsNamed is Stats with the rules keyed by display(counter name), e.g. the policy's
+// name instead of its hashed counter name, so that `kubectl describe` reads like seed 003.
+func StatsNamed(ctx context.Context, counters CounterSource, sysRoot string, display func(string) string) (*v2.FirewallStats, error) {
 	values, err := counters.Counters(ctx)
 	if err != nil {
 		return nil, err
@@ -38,7 +44,11 @@ func Stats(ctx context.Context, counters CounterSource, sysRoot string) (*v2.Fir
 		DeviceStats: v2.DeviceStatsByDevice{},
 	}
 	for name, v := range values {
-		stats.RuleStats[actionOf(name)][name] = v2.RuleStat{Counter: v2.Counter{Bytes: v.Bytes, Packets: v.Packets}}
+		key := name
+		if display != nil {
+			key = display(name)
+		}
+		stats.RuleStats[actionOf(name)][key] = v2.RuleStat{Counter: v2.Counter{Bytes: v.Bytes, Packets: v.Packets}}
 	}
 	for _, dir := range []string{"internal", "external"} {
 		in, out := values[dir+"_in"].Bytes, values[dir+"_out"].Bytes

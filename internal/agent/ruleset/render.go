@@ -66,6 +66,9 @@ func (f family) has(a netip.Addr) bool { return a.Is4() == f.v4 }
 // Options tune rendering.
 type Options struct {
 	Table string
+	// DNSProxyPort is where the agent's DNS proxy listens; while a policy has a toFQDNs
+	// rule, the cluster's DNS traffic is redirected there. 0 renders no redirect.
+	DNSProxyPort uint16
 }
 
 // Render builds the ruleset for a snapshot. Objects are expected to be valid (see
@@ -98,6 +101,9 @@ type objectPart struct {
 	chains   []Chain
 	counters []Counter
 	maps     [2][2]Set // [family][which]
+	// fqdnChain and fqdnSets are the toFQDNs rules (policies only; see fqdn.go).
+	fqdnChain *Chain
+	fqdnSets  []Set
 }
 
 func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
@@ -121,6 +127,7 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 		})
 	}
 	wg.Wait()
+	part.fqdnChain, part.fqdnSets = fqdnPart(policies, names)
 	return part
 }
 
@@ -171,6 +178,7 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 	for _, s := range fw.SNAT {
 		r.Counters = append(r.Counters, Counter{Name: snatCounter(s), Comment: comment("SNAT network " + s.NetworkID)})
 	}
+	addFQDN(r, opts, pol.fqdnChain, pol.fqdnSets)
 	return r
 }
 
@@ -195,7 +203,7 @@ func forwardChain() Chain {
 		)
 	}
 	// limit before log: the limit throttles the log, the counter still sees every drop.
-	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s limit rate 10/second log prefix %q", CounterDropped, logPrefixDropped))
+	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s limit rate 10/second %s", CounterDropped, logStatement(logPrefixDropped)))
 	return c
 }
 
@@ -262,7 +270,7 @@ func snatCounter(s model.SNAT) string {
 func objectChain(name, what string, logAccepted bool) Chain {
 	c := Chain{Name: name, Comment: comment(what)}
 	if logAccepted {
-		c.Rules = append(c.Rules, fmt.Sprintf("limit rate 10/second log prefix %q", logPrefixAccepted))
+		c.Rules = append(c.Rules, "limit rate 10/second "+logStatement(logPrefixAccepted))
 	}
 	c.Rules = append(c.Rules, "counter name "+name+" accept")
 	return c

@@ -40,6 +40,9 @@ type Set struct {
 	Type     string
 	Map      bool
 	Interval bool
+	// Timeout sets hold elements that expire; their elements are written by the DNS proxy,
+	// not by the renderer, and an apply never touches them.
+	Timeout  bool
 	Elements []Element
 }
 
@@ -95,6 +98,9 @@ func (r *Ruleset) appendCanonical(buf []byte) []byte {
 		if s.Interval {
 			flags = "interval"
 		}
+		if s.Timeout {
+			flags += ",timeout"
+		}
 		kind := "set"
 		if s.Map {
 			kind = "map"
@@ -132,7 +138,7 @@ func (r *Ruleset) Equal(o *Ruleset) bool {
 		return false
 	}
 	return slices.EqualFunc(r.Sets, o.Sets, func(a, b Set) bool {
-		return a.Name == b.Name && a.Comment == b.Comment && a.Type == b.Type && a.Map == b.Map && a.Interval == b.Interval &&
+		return a.Name == b.Name && a.Comment == b.Comment && a.Type == b.Type && a.Map == b.Map && a.Interval == b.Interval && a.Timeout == b.Timeout &&
 			slices.EqualFunc(a.Elements, b.Elements, func(x, y Element) bool { return x.Value == y.Value && slices.Equal(x.Key, y.Key) })
 	})
 }

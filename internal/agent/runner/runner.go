@@ -37,6 +37,9 @@ type SyncResult struct {
 	Err     error
 	DryRun  bool
 	Time    time.Time
+	// Policies are the accepted policies of the ruleset (the DNS proxy follows their
+	// toFQDNs rules once they are applied).
+	Policies []model.Policy
 }
 
 // SyncObserver is told about every sync (not about syncs that waited for sources).
@@ -53,6 +56,8 @@ type Parts struct {
 // Options configure a Runner.
 type Options struct {
 	Table string
+	// DNSProxyPort is where the agent's DNS proxy listens (0: no DNS redirect).
+	DNSProxyPort uint16
 	// Debounce is how long to wait for more changes after one arrived.
 	Debounce time.Duration
 	// MaxBackoff bounds the retry delay after failures.
@@ -102,7 +107,19 @@ func New(applier Applier, required Parts, opts Options) *Runner {
 		opts.Log = slog.Default()
 	}
 	return &Runner{applier: applier, required: required, opts: opts, trigger: make(chan struct{}, 1),
-		renderer: ruleset.NewRenderer(ruleset.Options{Table: opts.Table}), polsDirty: true, svcsDirty: true}
+		renderer: ruleset.NewRenderer(ruleset.Options{Table: opts.Table, DNSProxyPort: opts.DNSProxyPort}), polsDirty: true, svcsDirty: true}
+}
+
+// SetDNSProxyPort re-renders with (port > 0) or without the redirect of the cluster's DNS to
+// the agent's DNS proxy; the next sync applies it.
+func (r *Runner) SetDNSProxyPort(port uint16) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.opts.DNSProxyPort == port {
+		return
+	}
+	r.opts.DNSProxyPort = port
+	r.renderer = ruleset.NewRenderer(ruleset.Options{Table: r.opts.Table, DNSProxyPort: port})
 }
 
 // AddReporter registers a receiver of verdicts.
@@ -190,6 +207,9 @@ func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	r.mu.Lock()
+	policies := r.composedPols
+	r.mu.Unlock()
 	out := Outcome{Ruleset: rs, Verdicts: verdicts, DryRun: fw.DryRun}
 	for _, w := range fw.Warnings {
 		r.opts.Log.Warn("firewall spec entry skipped", "reason", w)
@@ -197,12 +217,12 @@ func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
 	if fw.DryRun {
 		r.opts.Log.Info("firewall spec has dryRun set; ruleset rendered but not applied")
 		r.report(ctx, verdicts, false)
-		r.observe(ctx, SyncResult{Firewall: fw, DryRun: true, Time: time.Now()})
+		r.observe(ctx, SyncResult{Firewall: fw, DryRun: true, Time: time.Now(), Policies: policies})
 		return out, nil
 	}
 	out.Result, err = r.applier.Apply(ctx, rs)
 	r.report(ctx, verdicts, err == nil)
-	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now()})
+	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now(), Policies: policies})
 	return out, err
 }
 

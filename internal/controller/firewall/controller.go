@@ -264,6 +264,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if monitorErr := r.reconcileMonitor(ctx, fw, deriveConditions); monitorErr != nil {
 		err = errors.Join(err, monitorErr)
 	}
+	err = errors.Join(err, r.reconcileExporters(ctx, fw)) // exporters.go
 	if err != nil {
 		return ctrl.Result{}, err
 	}

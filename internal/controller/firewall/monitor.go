@@ -166,6 +166,7 @@ func adoptMonitorReport(fw *v2.Firewall, mon *v2.FirewallMonitor) bool {
 		ObservedGeneration: ms.ObservedGeneration,
 		RulesApplied:       ms.RulesApplied,
 		Message:            ms.Message,
+		Stats:              ms.Stats,
 		DistanceSupported:  &ms.DistanceSupported,
 	}
 	if cs != nil && cs.SeedUpdated.After(next.SeedUpdated.Time) {

@@ -1,6 +1,9 @@
 package metalsim
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -23,7 +26,7 @@ func (s *Simulator) authenticate(r *http.Request) (string, error) {
 	if s.cfg.DisableAuth {
 		return metal.AuthTypeAdmin, nil
 	}
-	header := r.Header.Get(metal.HeaderAuthorization)
+	header := r.Header.Get(headerAuthorization)
 	if header == "" {
 		return "", nil
 	}
@@ -47,7 +50,7 @@ func (s *Simulator) checkHMAC(r *http.Request, authType, signature string) error
 	if !ok || key == "" {
 		return errors.New("no hmac key configured for " + authType)
 	}
-	date := r.Header.Get(metal.HeaderDate)
+	date := r.Header.Get(headerDate)
 	ts, err := time.Parse(time.RFC3339, date)
 	if err != nil {
 		return errors.New("invalid or missing X-Date header")
@@ -59,8 +62,32 @@ func (s *Simulator) checkHMAC(r *http.Request, authType, signature string) error
 	if s.clock.Now().Sub(ts) > lifetime {
 		return errors.New("request is too old: X-Date " + date + " is older than " + lifetime.String())
 	}
-	if !metal.ValidHMAC([]byte(key), date, r.Method, r.Header.Get(metal.HeaderSalt), signature) {
+	if !validHMAC([]byte(key), date, r.Method, r.Header.Get(headerSalt), signature) {
 		return errors.New("invalid hmac")
 	}
 	return nil
+}
+
+// Header names of metal-api's HMAC authentication.
+const (
+	headerAuthorization = "Authorization"
+	headerDate          = "X-Date"
+	headerSalt          = "X-Data-Salt"
+)
+
+// hmacSignature is the server's view of metal-stack's MAC: lowercase hex
+// HMAC-SHA256 with the shared key over X-Date ‖ METHOD ‖ salt. Path and body
+// are not signed. Clients sign through metal-go (metal-stack/security).
+func hmacSignature(key []byte, date, method, salt string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(date))
+	mac.Write([]byte(strings.ToUpper(method)))
+	mac.Write([]byte(salt))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// validHMAC compares a received signature in constant time.
+func validHMAC(key []byte, date, method, salt, signature string) bool {
+	want := hmacSignature(key, date, method, salt)
+	return hmac.Equal([]byte(want), []byte(strings.ToLower(signature)))
 }

@@ -57,6 +57,10 @@ type Config struct {
 	Machines   []MachinePool `json:"machines,omitempty"`
 
 	Provisioning Provisioning `json:"provisioning,omitzero"`
+
+	// Faults are applied at start, as POST /_sim/faults/{name} would
+	// (names and arguments: GET /_sim/faults, or docs/metal-api.md).
+	Faults []FaultSpec `json:"faults,omitempty"`
 }
 
 // Partition is a simulated partition.
@@ -334,6 +338,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("machine pool %s/%s: unknown partition or size", m.Partition, m.Size))
 		}
 	}
+	errs = append(errs, checkFaults(c.Faults)...)
 	return errors.Join(errs...)
 }
 

@@ -38,6 +38,7 @@ const (
 	TimelineReclaimed     TimelineKind = "Reclaimed"
 	TimelineFailedReclaim TimelineKind = "FailedReclaim"
 	TimelineVanished      TimelineKind = "Vanished"
+	TimelineDeleted       TimelineKind = "Deleted"
 )
 
 // TimelineEvent is one lifecycle milestone, for benchmarks and invariants

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metal-stack/security"
+
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -106,5 +108,52 @@ func TestIPAllocatorSkipsNetworkAndBroadcast(t *testing.T) {
 	st.releaseIPs("m")
 	if len(n.used) != 0 {
 		t.Fatal("release left ips")
+	}
+}
+
+// Vectors from integration-and-metal-api.md section C2; the last case signs
+// with metal-stack/security, which metal-go uses, and verifies here.
+func TestHMACSignatureMatchesUpstreamVectors(t *testing.T) {
+	tests := []struct {
+		name               string
+		key                []byte
+		date, method, salt string
+		want               string
+	}{
+		{
+			name: "upstream mac_test.go", key: []byte{1, 2, 3},
+			date: "2019-01-16T14:44:45Z", method: "GET", salt: string([]byte{1, 2, 3, 4, 5, 6}),
+			want: "f8d293a06bdde899a5bd1dd61b13842564650c717c742db02c4e1a888fc22501",
+		},
+		{
+			name: "reference second vector", key: []byte("must-be-changed"),
+			date: "2024-01-02T03:04:05Z", method: "POST", salt: "abcdefghijklmnopqrstuvwx",
+			want: "cd91bc752e9a06ff105e5e828f5158713de425cfd579fc2a1bbfe7de6aa96fe9",
+		},
+	}
+	signer := security.NewHMACAuth(metal.AuthTypeView, []byte("k"))
+	signed := signer.AuthHeaders("POST", time.Date(2024, 1, 2, 3, 4, 5, 999, time.FixedZone("X", 3600)))
+	if signed[headerDate] != "2024-01-02T02:04:05Z" {
+		t.Errorf("X-Date = %q, want UTC at second precision", signed[headerDate])
+	}
+	scheme, mac, _ := strings.Cut(signed[headerAuthorization], " ")
+	if scheme != metal.AuthTypeView || !validHMAC([]byte("k"), signed[headerDate], "POST", signed[headerSalt], mac) {
+		t.Errorf("metal-go's signature %v does not verify", signed)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hmacSignature(tt.key, tt.date, tt.method, tt.salt); got != tt.want {
+				t.Fatalf("hmacSignature = %s, want %s", got, tt.want)
+			}
+			if got := hmacSignature(tt.key, tt.date, strings.ToLower(tt.method), tt.salt); got != tt.want {
+				t.Fatalf("method must be upper-cased before signing, got %s", got)
+			}
+			if !validHMAC(tt.key, tt.date, tt.method, tt.salt, tt.want) {
+				t.Fatal("validHMAC rejected the vector")
+			}
+			if validHMAC(tt.key, tt.date, tt.method, tt.salt+"x", tt.want) {
+				t.Fatal("validHMAC accepted a different salt")
+			}
+		})
 	}
 }

@@ -110,3 +110,21 @@ func (s *Simulator) reinstallMachine(rc *reqCtx) (any, error) {
 	st.record(TimelineReinstalled, m, rc.now, img.ID)
 	return s.render(rc, m), nil
 }
+
+// deleteMachine implements the admin DELETE /v1/machine/{id}: the machine
+// leaves the database; an allocated one must be freed first.
+func (s *Simulator) deleteMachine(rc *reqCtx) (any, error) {
+	st := rc.st
+	m := st.machines[rc.id()]
+	if m == nil {
+		return nil, errNotFound("no machine with id %q found", rc.id())
+	}
+	if m.allocation != nil {
+		return nil, errUnprocessable("cannot delete machine that is allocated")
+	}
+	resp := s.render(rc, m)
+	st.record(TimelineDeleted, m, rc.now, "")
+	st.releaseIPs(m.id)
+	delete(st.machines, m.id)
+	return resp, nil
+}

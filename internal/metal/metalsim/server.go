@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metal-stack/metal-lib/httperrors"
+
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -97,6 +99,7 @@ func (s *Simulator) routes() []route {
 		{"GET", "/v1/machine/{id}", metal.OpMachineGet, permView, s.getMachine},
 		{"POST", "/v1/machine/find", metal.OpMachineFind, permView, s.findMachines},
 		{"POST", "/v1/machine", metal.OpMachineUpdate, permAdmin, s.updateMachine},
+		{"DELETE", "/v1/machine/{id}", opMachineDelete, permAdmin, s.deleteMachine},
 		{"DELETE", "/v1/machine/{id}/free", metal.OpMachineFree, permEdit, s.freeMachine},
 		{"POST", "/v1/machine/{id}/reinstall", metal.OpMachineReinstall, permEdit, s.reinstallMachine},
 		{"GET", "/v1/image", "image.list", permView, s.listImages},
@@ -109,6 +112,8 @@ func (s *Simulator) routes() []route {
 		{"GET", "/v1/size/{id}", metal.OpSizeGet, permView, s.getSize},
 		{"GET", "/v1/partition/{id}", metal.OpPartitionGet, permAny, s.getPartition},
 		{"GET", "/v1/project/{id}", metal.OpProjectGet, permView, s.getProject},
+		{"GET", "/v1/version", opVersion, permAny, s.version},
+		{"GET", "/v1/health", opHealth, permAny, s.health},
 	}
 }
 
@@ -127,6 +132,10 @@ func (s *Simulator) buildHandler() http.Handler {
 	}
 	base := strings.TrimSuffix(s.cfg.BasePath, "/")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if admin, ok := strings.CutPrefix(r.URL.Path, AdminPrefix); ok {
+			s.serveAdmin(w, r, admin)
+			return
+		}
 		rest, ok := strings.CutPrefix(r.URL.Path, base)
 		if !ok || !strings.HasPrefix(rest, "/") {
 			s.unrouted(w, r, http.StatusNotFound)
@@ -187,6 +196,12 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	if authErr != nil {
 		return writeError(w, http.StatusForbidden, authErr.Error())
 	}
+	// Read the body first: until it is consumed, net/http does not notice a
+	// client that gave up, and an injected delay would outlive it.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		return writeError(w, http.StatusBadRequest, "cannot read request body")
+	}
 	var delay time.Duration
 	var failCode int
 	s.mu.Lock()
@@ -213,10 +228,6 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	}
 	if rt.perm != permAny && levelOf(authType) < rt.perm {
 		return writeError(w, http.StatusForbidden, "you are not member in one of "+permGroups[rt.perm])
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-	if err != nil {
-		return writeError(w, http.StatusBadRequest, "cannot read request body")
 	}
 	var out any
 	var herr error
@@ -268,8 +279,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) int {
 	return code
 }
 
+// writeError answers as metal-api does: go-restful's WriteHeaderAndEntity
+// with a *httperrors.HTTPErrorResponse, whose MarshalText turns the body into
+// a JSON string holding the {"statuscode","message"} object. metal-go decodes
+// exactly that and fails on a bare object.
 func writeError(w http.ResponseWriter, code int, msg string) int {
-	return writeJSON(w, code, metal.HTTPErrorResponse{StatusCode: int32(code), Message: msg})
+	return writeJSON(w, code, httperrors.NewHTTPError(code, errors.New(msg)))
 }
 
 // writePlain mimics go-restful's router answers, e.g. "404: Page Not Found".

@@ -39,8 +39,9 @@ func WithClock(c clock.PassiveClock) Option {
 	return func(s *Simulator) { s.clock = c }
 }
 
-// New builds a simulator. It panics when cfg is invalid; use
-// Config.Validate or LoadConfig to get the error instead.
+// New builds a simulator and applies cfg.Faults. It panics when cfg is
+// invalid or a fault cannot be applied (e.g. "lock" of an unknown machine);
+// use Config.Validate or LoadConfig to get most errors instead.
 func New(cfg Config, opts ...Option) *Simulator {
 	if err := cfg.Validate(); err != nil {
 		panic("metalsim: invalid config: " + err.Error())
@@ -59,6 +60,11 @@ func New(cfg Config, opts ...Option) *Simulator {
 	s.st = st
 	s.faults = &Faults{sim: s}
 	s.handler = s.buildHandler()
+	for _, spec := range cfg.Faults {
+		if err := s.faults.Apply(spec); err != nil {
+			panic("metalsim: config: " + err.Error())
+		}
+	}
 	return s
 }
 

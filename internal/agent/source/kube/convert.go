@@ -97,6 +97,8 @@ func FirewallSpec(fw *v2.Firewall) model.FirewallSpec {
 		LogAcceptedConnections: fw.Spec.LogAcceptedConnections,
 		DryRun:                 fw.Spec.DryRun,
 		Ipv4RuleFile:           fw.Spec.Ipv4RuleFile,
+		DNSServerAddress:       fw.Spec.DNSServerAddress,
+		DNSPort:                fw.Spec.DNSPort,
 	}
 	for _, rl := range fw.Spec.RateLimits {
 		spec.RateLimits = append(spec.RateLimits, model.RateLimitSpec{NetworkID: rl.NetworkID, Rate: rl.Rate})

@@ -87,6 +87,11 @@ func Firewall(fw *v2.Firewall) model.Firewall {
 	out := model.ParseFirewall(FirewallSpec(fw))
 	out.Generation = fw.Generation
 	out.Distance = uint8(fw.Distance)
+	out.Host = model.HostSpec{SSHPublicKeys: fw.Spec.SSHPublicKeys, ControllerURL: fw.Spec.ControllerURL,
+		ControllerVersion: fw.Spec.ControllerVersion}
+	if out.Host.SSHPublicKeys == nil {
+		out.Host.SSHPublicKeys = []string{} // the seed's spec is authoritative: no keys means none
+	}
 	for _, n := range fw.Status.FirewallNetworks {
 		if n.ASN != nil && n.NetworkType != nil && strings.HasPrefix(*n.NetworkType, "privateprimary") {
 			out.ASN = *n.ASN

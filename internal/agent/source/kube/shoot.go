@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ import (
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 )
@@ -58,6 +60,10 @@ type Shoot struct {
 	Services   bool
 	Agent      string // firewall name, for events
 	Log        *slog.Logger
+	// FQDNStates, when set, is the DNS proxy's learned state; it is written into
+	// status.fqdn_state every FQDNInterval.
+	FQDNStates   func() map[model.ObjectKey]dnsproxy.PolicyState
+	FQDNInterval time.Duration
 }
 
 // Run blocks until ctx ends.
@@ -100,6 +106,10 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 			return err
 		}
 		r.AddReporter(NewStatusWriter(w, c, newRecorder(cfg, scheme, s.Agent, s.Log), s.Log))
+		if s.FQDNStates != nil {
+			fw := &FQDNStatusWriter{Writer: w, Reader: c, States: s.FQDNStates, Interval: s.FQDNInterval, Log: s.Log}
+			go fw.Run(ctx)
+		}
 	}
 	if s.Services {
 		inf, err := c.GetInformer(ctx, &corev1.Service{})

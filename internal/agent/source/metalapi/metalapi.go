@@ -117,7 +117,8 @@ func (s Source) Machine(ctx context.Context) (*metal.MachineResponse, error) {
 // FirewallSpec turns the allocation's networks into the firewall part: networks with their
 // prefixes, IPs and VRFs (cluster prefixes come from the private primary network), internal
 // prefixes from every private network, and SNAT to the firewall's own IPs on every network
-// with NAT, as metal-networker configures it.
+// with NAT, as metal-networker configures it, and the first of the allocation's DNS servers
+// as the DNS proxy's resolver.
 func FirewallSpec(m *metal.MachineResponse) model.FirewallSpec {
 	var spec model.FirewallSpec
 	for _, n := range m.Allocation.Networks {
@@ -132,6 +133,10 @@ func FirewallSpec(m *metal.MachineResponse) model.FirewallSpec {
 		if n.NAT && !n.Private && !n.Underlay && len(n.IPs) > 0 {
 			spec.EgressRules = append(spec.EgressRules, model.EgressRuleSNAT{NetworkID: n.NetworkID, IPs: n.IPs})
 		}
+	}
+	// The allocation's resolvers default to the partition's; the DNS proxy forwards to the first.
+	if len(m.Allocation.DNSServers) > 0 {
+		spec.DNSServerAddress = m.Allocation.DNSServers[0].IP
 	}
 	return spec
 }

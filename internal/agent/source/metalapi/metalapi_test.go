@@ -187,3 +187,10 @@ func prefixes(t *testing.T, in []string) []netip.Prefix {
 	}
 	return out
 }
+
+func TestFirewallSpecDNSServer(t *testing.T) {
+	m := &metal.MachineResponse{Allocation: &metal.MachineAllocation{DNSServers: []metal.DNSServer{{IP: "10.0.0.53"}, {IP: "10.0.0.54"}}}}
+	if got := model.ParseFirewall(FirewallSpec(m)).DNSUpstream.String(); got != "10.0.0.53:53" {
+		t.Errorf("upstream %s", got)
+	}
+}

@@ -14,7 +14,10 @@ func Firewall(s *config.StaticSource) model.Firewall {
 	if s == nil || s.Firewall == nil {
 		return model.ParseFirewall(model.FirewallSpec{})
 	}
-	return model.ParseFirewall(s.Firewall.FirewallSpec)
+	fw := model.ParseFirewall(s.Firewall.FirewallSpec)
+	fw.Host = model.HostSpec{SSHPublicKeys: s.Firewall.SSHPublicKeys, ControllerURL: s.Firewall.ControllerURL,
+		ControllerVersion: s.Firewall.ControllerVersion}
+	return fw
 }
 
 // Policies returns static.cwnp as the policy named "static".
