@@ -1,8 +1,8 @@
-// Package clusterctl moves a Cluster API cluster with its FirewallDeployment between two
-// management clusters (two envtest API servers, each with its own Palisade manager, one shared
-// metal-api simulator) with the real clusterctl library, and checks that the firewall machine is
-// handed over: no metal-api write during the move, no roll after it, the same machine adopted
-// on the target and its polling and monitor resumed there.
+// Package clusterctl hands firewalls over between two management clusters (two envtest API
+// servers, each with its own Palisade manager, one shared metal-api simulator): a Cluster API
+// cluster moved with the real clusterctl library, and Gardener's control-plane migration. The
+// machine must be handed over: no metal-api write during the move, no roll after it, the same
+// machine adopted on the target and its polling and monitor resumed there.
 package clusterctl
 
 import (
