@@ -25,6 +25,11 @@ const (
 	PausedAnnotation = "firewall.metal-stack.io/paused"
 	// ClusterAPIPausedAnnotation is Cluster API's own pause marker; it has the same effect.
 	ClusterAPIPausedAnnotation = "cluster.x-k8s.io/paused"
+	// ClusterctlDeleteForMoveAnnotation is set by clusterctl move on each source object right
+	// before deleting it; it has the same effect as a pause, so that a moved firewall's machine is
+	// not freed and no new set is created. clusterctl's patch replaces all annotations, so the
+	// pause annotations are gone at that moment and this one is what says "handed over".
+	ClusterctlDeleteForMoveAnnotation = "clusterctl.cluster.x-k8s.io/delete-for-move"
 	// WorkloadKubeconfigAnnotation names the Secret, in the object's namespace, holding the
 	// kubeconfig of the workload cluster that receives the FirewallMonitors: "<name>" (key
 	// "value", as Cluster API writes it) or "<name>/<key>". On a FirewallDeployment it is
@@ -53,7 +58,9 @@ const (
 	FirewallSetFinalizer        = "firewall.metal-stack.io/firewallset"
 	FirewallDeploymentFinalizer = "firewall.metal-stack.io/firewalldeployment"
 	FirewallMonitorFinalizer    = "firewall.metal-stack.io/firewallmonitor"
-	// UpstreamFinalizer is the shared finalizer of the upstream manager; Palisade removes it on adoption.
+	// UpstreamFinalizer is the shared finalizer of the upstream manager. Gardener's extension writes
+	// it on the FirewallDeployment it creates; Palisade releases it with its own once the object's
+	// cleanup is done (internal/controller/fwutil ReleaseFinalizers).
 	UpstreamFinalizer = "firewall.metal-stack.io/firewall-controller-manager"
 )
 
@@ -94,10 +101,11 @@ func IsTrue(annotations map[string]string, key string) bool {
 	return false
 }
 
-// IsPaused reports whether an object carries Palisade's or Cluster API's pause annotation.
-// Any value except "false" pauses, as Cluster API treats the mere presence as paused.
+// IsPaused reports whether an object carries Palisade's or Cluster API's pause annotation, or
+// clusterctl's delete-for-move annotation. Any value except "false" pauses, as Cluster API
+// treats the mere presence as paused.
 func IsPaused(annotations map[string]string) bool {
-	for _, key := range []string{PausedAnnotation, ClusterAPIPausedAnnotation} {
+	for _, key := range []string{PausedAnnotation, ClusterAPIPausedAnnotation, ClusterctlDeleteForMoveAnnotation} {
 		if v, ok := annotations[key]; ok && v != "false" {
 			return true
 		}

@@ -52,6 +52,7 @@ const (
 	ReasonDeployed                 = "Deployed"
 	ReasonNotDeployed              = "NotDeployed"
 	ReasonUserdataRendered         = "Rendered"
+	ReasonUserdataEmpty            = "Empty"
 	ReasonSecretMissing            = "SecretMissing"
 	ReasonConfigMapMissing         = "ConfigMapMissing"
 	ReasonKeyMissing               = "KeyMissing"

@@ -120,10 +120,13 @@ type FirewallSpec struct {
 	AllowedNetworks AllowedNetworks `json:"allowedNetworks,omitempty"`
 }
 
-// UserdataContent is one file in the rendered userdata. Exactly one of content, secretRef and
-// configMapRef is set.
+// UserdataContent is one file in the rendered userdata. Exactly one source is set: content,
+// secretRef or configMapRef (the seed FirewallDeployment form), secretName (the seed
+// MetalStackCluster form, which Cluster API Provider metal-stack passes on unchanged) or
+// contentFrom (the form of the upstream manager's userdata-contents branch, which that provider
+// compiles against). All forms render the same file for the same data.
 //
-// +kubebuilder:validation:XValidation:rule="[has(self.content), has(self.secretRef), has(self.configMapRef)].filter(x, x).size() == 1",message="exactly one of content, secretRef and configMapRef must be set"
+// +kubebuilder:validation:XValidation:rule="[has(self.content), has(self.secretRef), has(self.configMapRef), has(self.secretName), has(self.contentFrom)].filter(x, x).size() == 1",message="exactly one of content, secretRef, configMapRef, secretName and contentFrom must be set"
 type UserdataContent struct {
 	// Path is the absolute path of the file on the firewall.
 	// +kubebuilder:validation:MinLength=2
@@ -140,10 +143,52 @@ type UserdataContent struct {
 	// ConfigMapRef takes the content from a ConfigMap in the object's namespace.
 	// +optional
 	ConfigMapRef *UserdataConfigMapRef `json:"configMapRef,omitempty"`
+	// SecretName takes the content from a Secret in the object's namespace: its only key when it
+	// has exactly one, otherwise the key "value" (where Cluster API keeps a kubeconfig).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+	// ContentFrom takes the content from a Secret or ConfigMap key, or from an agent kubeconfig
+	// the manager generates.
+	// +optional
+	ContentFrom *UserdataContentFrom `json:"contentFrom,omitempty"`
 }
 
-// DefaultUserdataKey is the key read from a referenced Secret or ConfigMap when none is given.
-// For a generated agent kubeconfig it is also the key the kubeconfig is written to.
+// UserdataContentFrom names where a file's content comes from. Exactly one field is set.
+//
+// +kubebuilder:validation:XValidation:rule="[has(self.secretKeyRef), has(self.configMapKeyRef), has(self.firewallControllerKubeconfigSecret)].filter(x, x).size() == 1",message="exactly one of secretKeyRef, configMapKeyRef and firewallControllerKubeconfigSecret must be set"
+type UserdataContentFrom struct {
+	// SecretKeyRef reads a key of a Secret in the object's namespace.
+	// +optional
+	SecretKeyRef *UserdataKeyRef `json:"secretKeyRef,omitempty"`
+	// ConfigMapKeyRef reads a key of a ConfigMap in the object's namespace.
+	// +optional
+	ConfigMapKeyRef *UserdataKeyRef `json:"configMapKeyRef,omitempty"`
+	// FirewallControllerKubeconfigSecret makes the manager write an agent kubeconfig into this
+	// Secret (created if missing), as secretRef.generateFirewallControllerKubeconfig does.
+	// +optional
+	FirewallControllerKubeconfigSecret *UserdataKeyRef `json:"firewallControllerKubeconfigSecret,omitempty"`
+}
+
+// UserdataKeyRef points to a key of a Secret or ConfigMap in the same namespace.
+type UserdataKeyRef struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Key in the object's data. When empty: the only key, or "value".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// DefaultUserdataKey is the key read from a referenced Secret or ConfigMap when none is given
+// and the object does not hold exactly one key. For a generated agent kubeconfig it is also the
+// key the kubeconfig is written to.
 const DefaultUserdataKey = "value"
 
 // UserdataSecretRef points to a key of a Secret in the same namespace.
@@ -153,7 +198,7 @@ type UserdataSecretRef struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
-	// Key in the Secret's data. Defaults to "value".
+	// Key in the Secret's data. When empty: the only key of the Secret, or "value".
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
@@ -171,7 +216,7 @@ type UserdataConfigMapRef struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
-	// Key in the ConfigMap's data. Defaults to "value".
+	// Key in the ConfigMap's data. When empty: the only key of the ConfigMap, or "value".
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`

@@ -32,6 +32,9 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=fw,categories=palisade
+// +kubebuilder:metadata:labels="clusterctl.cluster.x-k8s.io="
+// +kubebuilder:metadata:labels="cluster.x-k8s.io/v1beta1=v2"
+// +kubebuilder:metadata:labels="cluster.x-k8s.io/v1beta2=v2"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

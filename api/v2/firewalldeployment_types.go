@@ -21,6 +21,9 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=fwdeploy,categories=palisade
+// +kubebuilder:metadata:labels="clusterctl.cluster.x-k8s.io="
+// +kubebuilder:metadata:labels="cluster.x-k8s.io/v1beta1=v2"
+// +kubebuilder:metadata:labels="cluster.x-k8s.io/v1beta2=v2"
 // +kubebuilder:subresource:status
 // +kubebuilder:subresource:scale:specpath=.spec.replicas,statuspath=.status.readyReplicas,selectorpath=.status.selector
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`

@@ -93,6 +93,7 @@ func run() error {
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
 	bindEndpointFlags(fs, &endpoints)
 	webhookNames.bindFlags(fs)
+	fs.StringVar(&opts.Firewall.ShootAccess.APIServerURL, "shoot-api-server-url", "", "Workload API server URL the firewalls reach; with --workload-kubeconfig-secret it is published in status.shootAccess for the upstream firewall-controller (Gardener).")
 	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)

@@ -112,6 +112,8 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 	if err != nil {
 		return err
 	}
+	opts.Firewall.ShootAccess = shootAccess(opts)
+	access.ShootAccessSecrets = opts.Firewall.ShootAccess.Secrets()
 	copts := controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}
 	metrics := newMetrics(mgr.GetClient())
 

@@ -11,37 +11,30 @@ import (
 // ReferencedSecrets returns the sorted, unique names of the Secrets spec's userdataContents
 // read, generated kubeconfigs included. Controllers use it to map Secret events to objects.
 func ReferencedSecrets(spec *v2.FirewallSpec) []string {
-	return collect(spec, func(c v2.UserdataContent) (string, bool) {
-		if c.SecretRef == nil {
-			return "", false
-		}
-		return c.SecretRef.Name, true
+	return collect(spec, func(src Source) (string, bool) {
+		return src.Name, src.Kind == sourceSecret
 	})
 }
 
 // ReferencedConfigMaps returns the sorted, unique names of the ConfigMaps spec's
 // userdataContents read.
 func ReferencedConfigMaps(spec *v2.FirewallSpec) []string {
-	return collect(spec, func(c v2.UserdataContent) (string, bool) {
-		if c.ConfigMapRef == nil {
-			return "", false
-		}
-		return c.ConfigMapRef.Name, true
+	return collect(spec, func(src Source) (string, bool) {
+		return src.Name, src.Kind == sourceConfigMap
 	})
 }
 
-// GeneratedKubeconfigs returns the secretRefs that ask for a generated agent kubeconfig, with
-// their key defaulted, sorted by Secret name and key.
+// GeneratedKubeconfigs returns the Secret keys that should hold a generated agent kubeconfig
+// (secretRef.generateFirewallControllerKubeconfig or contentFrom.firewallControllerKubeconfigSecret),
+// with their key defaulted, sorted by Secret name and key.
 func GeneratedKubeconfigs(spec *v2.FirewallSpec) []v2.UserdataSecretRef {
 	if spec == nil {
 		return nil
 	}
 	var refs []v2.UserdataSecretRef
 	for _, c := range spec.UserdataContents {
-		if c.SecretRef != nil && c.SecretRef.GenerateFirewallControllerKubeconfig {
-			ref := *c.SecretRef
-			ref.Key = KeyOrDefault(ref.Key)
-			refs = append(refs, ref)
+		if src, ok := SourceOf(c); ok && src.Generate {
+			refs = append(refs, v2.UserdataSecretRef{Name: src.Name, Key: KeyOrDefault(src.Key), GenerateFirewallControllerKubeconfig: true})
 		}
 	}
 	slices.SortFunc(refs, func(a, b v2.UserdataSecretRef) int {
@@ -58,13 +51,17 @@ func KeyOrDefault(key string) string {
 	return key
 }
 
-func collect(spec *v2.FirewallSpec, name func(v2.UserdataContent) (string, bool)) []string {
+func collect(spec *v2.FirewallSpec, name func(Source) (string, bool)) []string {
 	if spec == nil {
 		return nil
 	}
 	var names []string
 	for _, c := range spec.UserdataContents {
-		if n, ok := name(c); ok {
+		src, ok := SourceOf(c)
+		if !ok {
+			continue
+		}
+		if n, ok := name(src); ok {
 			names = append(names, n)
 		}
 	}

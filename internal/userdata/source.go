@@ -3,6 +3,8 @@ package userdata
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,34 +31,37 @@ type file struct {
 // resolve reads the content of one entry from the namespace. A missing object or key is a
 // *MissingError; other read errors are wrapped with the object's kind and name.
 func (r *Renderer) resolve(ctx context.Context, namespace string, c v2.UserdataContent) (file, error) {
-	switch {
-	case c.Content != nil:
-		return file{path: c.Path, mode: ModePublic, content: []byte(*c.Content)}, nil
-	case c.SecretRef != nil:
-		data, err := r.secretValue(ctx, namespace, c.SecretRef.Name, KeyOrDefault(c.SecretRef.Key))
+	src, ok := SourceOf(c)
+	if !ok {
+		return file{}, fmt.Errorf("userdataContents entry %q has none of content, secretRef, configMapRef, secretName and contentFrom", c.Path)
+	}
+	switch src.Kind {
+	case sourceSecret:
+		data, err := r.secretValue(ctx, namespace, src.Name, src.Key)
 		if err != nil {
 			return file{}, err
 		}
-		return file{path: c.Path, mode: ModeSecret, content: data, generated: c.SecretRef.GenerateFirewallControllerKubeconfig}, nil
-	case c.ConfigMapRef != nil:
-		data, err := r.configMapValue(ctx, namespace, c.ConfigMapRef.Name, KeyOrDefault(c.ConfigMapRef.Key))
+		return file{path: c.Path, mode: ModeSecret, content: data, generated: src.Generate}, nil
+	case sourceConfigMap:
+		data, err := r.configMapValue(ctx, namespace, src.Name, src.Key)
 		if err != nil {
 			return file{}, err
 		}
 		return file{path: c.Path, mode: ModePublic, content: data}, nil
 	}
-	return file{}, fmt.Errorf("userdataContents entry %q has none of content, secretRef and configMapRef", c.Path)
+	return file{path: c.Path, mode: ModePublic, content: []byte(src.Content)}, nil
 }
 
 func (r *Renderer) secretValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
 	var s corev1.Secret
 	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, missing(KindSecret, name, key, v2.ReasonSecretMissing)
+			return nil, missing(KindSecret, name, KeyOrDefault(key), v2.ReasonSecretMissing)
 		}
 		// The API error names the object, never its data.
 		return nil, fmt.Errorf("reading Secret %q: %w", name, err)
 	}
+	key = chooseKey(key, slices.Collect(maps.Keys(s.Data)))
 	if v, ok := s.Data[key]; ok {
 		return v, nil
 	}
@@ -67,10 +72,13 @@ func (r *Renderer) configMapValue(ctx context.Context, namespace, name, key stri
 	var cm corev1.ConfigMap
 	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, missing(KindConfigMap, name, key, v2.ReasonConfigMapMissing)
+			return nil, missing(KindConfigMap, name, KeyOrDefault(key), v2.ReasonConfigMapMissing)
 		}
 		return nil, fmt.Errorf("reading ConfigMap %q: %w", name, err)
 	}
+	keys := slices.Collect(maps.Keys(cm.Data))
+	keys = append(keys, slices.Collect(maps.Keys(cm.BinaryData))...)
+	key = chooseKey(key, keys)
 	if v, ok := cm.Data[key]; ok {
 		return []byte(v), nil
 	}

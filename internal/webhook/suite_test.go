@@ -32,6 +32,8 @@ var (
 	k8sClient client.Client
 	warnings  = &warningRecorder{}
 	ctx       context.Context
+	// webhooks is the manager serving the webhooks; a test may stop and restart it.
+	webhooks *webhookServer
 )
 
 func TestMain(m *testing.M) {
@@ -67,10 +69,12 @@ func run(m *testing.M) int {
 		}
 	}()
 
-	if err := startManager(cfg, &env.WebhookInstallOptions); err != nil {
+	webhooks = &webhookServer{cfg: cfg, opts: &env.WebhookInstallOptions}
+	if err := webhooks.start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer webhooks.stop()
 
 	clientCfg := rest.CopyConfig(cfg)
 	clientCfg.WarningHandlerWithContext = warnings
@@ -88,14 +92,24 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-func startManager(cfg *rest.Config, opts *envtest.WebhookInstallOptions) error {
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+// webhookServer runs a manager that serves the webhooks, and can stop it (the API server then
+// sees the webhook endpoint down, as when the manager is not running) and start it again.
+type webhookServer struct {
+	cfg  *rest.Config
+	opts *envtest.WebhookInstallOptions
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (w *webhookServer) start() error {
+	mgr, err := ctrl.NewManager(w.cfg, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host:    opts.LocalServingHost,
-			Port:    opts.LocalServingPort,
-			CertDir: opts.LocalServingCertDir,
+			Host:    w.opts.LocalServingHost,
+			Port:    w.opts.LocalServingPort,
+			CertDir: w.opts.LocalServingCertDir,
 		}),
 	})
 	if err != nil {
@@ -104,12 +118,25 @@ func startManager(cfg *rest.Config, opts *envtest.WebhookInstallOptions) error {
 	if err := webhook.SetupWebhooksWithManager(mgr); err != nil {
 		return err
 	}
+	mgrCtx, cancel := context.WithCancel(ctx)
+	w.cancel, w.done = cancel, make(chan struct{})
 	go func() {
-		if err := mgr.Start(ctx); err != nil {
+		defer close(w.done)
+		if err := mgr.Start(mgrCtx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
-	return harness.WaitForTLS(net.JoinHostPort(opts.LocalServingHost, fmt.Sprint(opts.LocalServingPort)))
+	return harness.WaitForTLS(net.JoinHostPort(w.opts.LocalServingHost, fmt.Sprint(w.opts.LocalServingPort)))
+}
+
+// stop stops the manager and returns once its webhook server no longer listens.
+func (w *webhookServer) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	w.cancel = nil
 }
 
 // warningRecorder collects the API server's warning headers (admission webhook warnings).

@@ -358,6 +358,7 @@ func TestWebhooksMatchGenerated(t *testing.T) {
 				ReviewVers   []string
 				Service, Ns  string
 				CABundleSize int
+				Conditions   []admissionregistrationv1.MatchCondition
 			}
 			normalise := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations, se *admissionregistrationv1.SideEffectClass, vers []string) entry {
 				e := entry{Name: name, Rules: rules, ReviewVers: vers, CABundleSize: len(cc.CABundle)}
@@ -371,19 +372,23 @@ func TestWebhooksMatchGenerated(t *testing.T) {
 			}
 			var got, want []entry
 			for _, w := range mutating.Webhooks {
-				got = append(got, normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions))
+				e := normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions)
+				e.Conditions = w.MatchConditions
+				got = append(got, e)
 			}
 			for _, w := range validating.Webhooks {
-				got = append(got, normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions))
+				e := normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions)
+				e.Conditions = w.MatchConditions
+				got = append(got, e)
 			}
 			for _, w := range wantMutating.Webhooks {
 				e := normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions)
-				e.Service, e.Ns = svc.Name, releaseNamespace
+				e.Service, e.Ns, e.Conditions = svc.Name, releaseNamespace, w.MatchConditions
 				want = append(want, e)
 			}
 			for _, w := range wantValidating.Webhooks {
 				e := normalise(w.Name, w.ClientConfig, w.Rules, w.SideEffects, w.AdmissionReviewVersions)
-				e.Service, e.Ns = svc.Name, releaseNamespace
+				e.Service, e.Ns, e.Conditions = svc.Name, releaseNamespace, w.MatchConditions
 				want = append(want, e)
 			}
 			if !reflect.DeepEqual(got, want) {

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
 	"github.com/palisade-fw/palisade/internal/testenv"
 	"github.com/palisade-fw/palisade/internal/testenv/harness"
@@ -58,7 +59,9 @@ func run(m *testing.M) int {
 		}
 	}
 	var err error
-	stack, err = harness.Start(harness.Options{Webhooks: true, Simulator: &simCfg, Logger: logger})
+	stack, err = harness.Start(harness.Options{Webhooks: true, Simulator: &simCfg, Logger: logger, Manager: func(o *manager.Options) {
+		o.Firewall.ShootAccess = gardenerShootAccess // as GEPM's arguments configure it (docs/integrations.md)
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

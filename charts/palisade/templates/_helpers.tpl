@@ -116,6 +116,9 @@ manifest; service, failure policy, timeout and namespace selector from the value
   {{- with $root.Values.webhook.namespaceSelector }}
   namespaceSelector: {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- with .matchConditions }}
+  matchConditions: {{- toYaml . | nindent 4 }}
+  {{- end }}
   rules: {{- toYaml .rules | nindent 4 }}
 {{- end }}
 {{- end }}

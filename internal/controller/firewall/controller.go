@@ -88,6 +88,8 @@ type Config struct {
 	// MonitorRollInterval is the least time between two roll requests through one firewall's
 	// FirewallMonitor; 0 means DefaultMonitorRollInterval.
 	MonitorRollInterval time.Duration
+	// ShootAccess is published in every firewall's status.shootAccess (Gardener).
+	ShootAccess ShootAccessConfig
 }
 
 // DefaultConfig returns production defaults.
@@ -265,6 +267,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 	}()
 
+	fw.Status.ShootAccess = r.Config.ShootAccess.For(fw)
 	if paused {
 		pause.SetCondition(&fw.Status.Conditions, fw.Generation, true, pausedBy)
 		log.V(1).Info("Firewall is paused, leaving metal-api alone", "pausedBy", pausedBy)

@@ -7,10 +7,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -18,7 +18,7 @@ import (
 // firewall is released without freeing: its machine is being handed over (clusterctl move,
 // control-plane migration) and must survive the deletion of this copy of the object.
 func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, paused bool) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(fw, v2.FirewallFinalizer) {
+	if !fwutil.HoldsFinalizer(fw, v2.FirewallFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	log := logf.FromContext(ctx)
@@ -57,7 +57,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 
 func (r *Reconciler) removeFinalizer(ctx context.Context, fw *v2.Firewall) error {
 	original := fw.DeepCopy()
-	if !controllerutil.RemoveFinalizer(fw, v2.FirewallFinalizer) {
+	if !fwutil.ReleaseFinalizers(fw, v2.FirewallFinalizer) {
 		return nil
 	}
 	return client.IgnoreNotFound(r.Client.Patch(ctx, fw, client.MergeFrom(original)))

@@ -102,7 +102,7 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 		UserData:      userdata,
 		Tags:          r.desiredTags(fw),
 		Networks:      networks,
-		FirewallRules: initialRules(fw.Spec.InitialRuleSet),
+		FirewallRules: splitByFamily(initialRules(fw.Spec.InitialRuleSet)),
 	}
 	log.Info("Allocating firewall machine", "size", fw.Spec.Size, "image", fw.Spec.Image, "partition", fw.Spec.Partition)
 	m, err := r.Metal.AllocateFirewall(ctx, req)
@@ -186,8 +186,8 @@ func (r *Reconciler) desiredTags(fw *v2.Firewall) []string {
 		v2.ManagedByTag + "=" + v2.ManagedByValue,
 		v2.NamespaceTag + "=" + fw.Namespace,
 	}
-	if r.Config.ClusterID != "" {
-		tags = append(tags, v2.ClusterIDTag+"="+r.Config.ClusterID)
+	if id := clusterID(fw, r.Config.ClusterID); id != "" {
+		tags = append(tags, v2.ClusterIDTag+"="+id)
 	}
 	if ref := metav1.GetControllerOf(fw); ref != nil && ref.Kind == "FirewallSet" {
 		tags = append(tags, v2.SetTag+"="+ref.Name)

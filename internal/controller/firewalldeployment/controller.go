@@ -20,11 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
 	"github.com/palisade-fw/palisade/internal/controller/namespaces"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 )
@@ -94,6 +96,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		Owns(&v2.FirewallSet{}).
 		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true)))).
 		WatchesRawSource(refwatch.Source(refs, refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false)))).
+		Watches(&v2.Firewall{}, handler.EnqueueRequestsFromMapFunc(r.deploymentOfFirewall), builder.WithPredicates(firewallEgressChanged{})).
 		WithOptions(options)
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallDeploymentList{} })
@@ -159,6 +162,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		// The write brings the deployment back with its new spec or annotations.
 		return ctrl.Result{}, err
 	}
+	if err := r.publishEgressCIDRs(ctx, deploy, sets); err != nil {
+		// Gardener's bookkeeping must not hold up the firewalls; the next reconcile tries again.
+		logf.FromContext(ctx).Error(err, "Publishing the egress CIDRs to Gardener failed")
+	}
 	return r.rollout(ctx, deploy, sets)
 }
 
@@ -177,7 +184,7 @@ func (r *Reconciler) ownedSets(ctx context.Context, deploy *v2.FirewallDeploymen
 }
 
 func (r *Reconciler) reconcileDelete(ctx context.Context, deploy *v2.FirewallDeployment) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
+	if !fwutil.HoldsFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	sets, err := r.ownedSets(ctx, deploy)
@@ -195,7 +202,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, deploy *v2.FirewallDep
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	original := deploy.DeepCopy()
-	controllerutil.RemoveFinalizer(deploy, v2.FirewallDeploymentFinalizer)
+	fwutil.ReleaseFinalizers(deploy, v2.FirewallDeploymentFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, deploy, client.MergeFrom(original)))
 }
 

@@ -74,7 +74,7 @@ func (r *Reconciler) rolloutSets(ctx context.Context, deploy *v2.FirewallDeploym
 		latest = sets[len(sets)-1]
 	}
 
-	_, userdataHash, err := r.Userdata.Render(ctx, deploy.Namespace, &deploy.Spec.Template.Spec)
+	rendered, userdataHash, err := r.Userdata.Render(ctx, deploy.Namespace, &deploy.Spec.Template.Spec)
 	var ue *firewall.UserdataError
 	switch {
 	case errors.As(err, &ue):
@@ -87,7 +87,8 @@ func (r *Reconciler) rolloutSets(ctx context.Context, deploy *v2.FirewallDeploym
 		setCondition(deploy, v2.ConditionUserdataReady, false, "RenderError", err.Error())
 		return ctrl.Result{}, err
 	default:
-		setCondition(deploy, v2.ConditionUserdataReady, true, v2.ReasonUserdataRendered, "userdata rendered")
+		reason, message := userdataReady(rendered)
+		setCondition(deploy, v2.ConditionUserdataReady, true, reason, message)
 	}
 	wantHash := fwutil.RolloutHash(&deploy.Spec.Template.Spec, userdataHash)
 

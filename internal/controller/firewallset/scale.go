@@ -144,7 +144,7 @@ func firewallNameBase(set *v2.FirewallSet) string {
 }
 
 func (r *Reconciler) reconcileDelete(ctx context.Context, set *v2.FirewallSet) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(set, v2.FirewallSetFinalizer) {
+	if !fwutil.HoldsFinalizer(set, v2.FirewallSetFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	owned, _, err := r.firewalls(ctx, set)
@@ -162,7 +162,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, set *v2.FirewallSet) (
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	original := set.DeepCopy()
-	controllerutil.RemoveFinalizer(set, v2.FirewallSetFinalizer)
+	fwutil.ReleaseFinalizers(set, v2.FirewallSetFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, set, client.MergeFrom(original)))
 }
 

@@ -140,7 +140,8 @@ func (s *Stack) StartManager() error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 s.opts.Logger,
-		// A restart registers the same controller names again in this process.
+		// A restart registers the same controller names again in this process, and several stacks
+		// may run in one test process (the clusterctl move test runs two).
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	wio := &s.Env.WebhookInstallOptions

@@ -43,6 +43,9 @@ type AgentAccess struct {
 	TokenTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ShootAccessSecrets are Secrets every agent may get besides those its userdata references:
+	// the ones named in Firewall.status.shootAccess (Gardener).
+	ShootAccessSecrets []string
 }
 
 // Ensure provisions deploy's agent identity and writes every generated kubeconfig its template

@@ -80,7 +80,7 @@ func (a *AgentAccess) ensureRBAC(ctx context.Context, deploy *v2.FirewallDeploym
 		return nil, err
 	}
 	role := &rbacv1.Role{ObjectMeta: meta}
-	rules := AgentRules(firewalls, userdata.ReferencedSecrets(&deploy.Spec.Template.Spec))
+	rules := AgentRules(firewalls, append(userdata.ReferencedSecrets(&deploy.Spec.Template.Spec), a.ShootAccessSecrets...))
 	if err := a.createOrUpdate(ctx, deploy, role, func() { role.Rules = rules }); err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/webhook/fielderrors"
 )
 
-// +kubebuilder:webhook:path=/validate-metal-stack-io-v1-clusterwidenetworkpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=metal-stack.io,resources=clusterwidenetworkpolicies,verbs=create;update,versions=v1,name=vclusterwidenetworkpolicy-v1.metal-stack.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/validate-metal-stack-io-v1-clusterwidenetworkpolicy,mutating=false,failurePolicy=fail,sideEffects=None,groups=metal-stack.io,resources=clusterwidenetworkpolicies,verbs=create;update,versions=v1,name=vclusterwidenetworkpolicy-v1.metal-stack.io,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"creates-or-changes-what-is-checked","expression":"request.operation != 'UPDATE' || (has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) || (has(object.distance) ? object.distance : -1) != (has(oldObject.distance) ? oldObject.distance : -1) || ['firewall.metal-stack.io/paused', 'firewall.metal-stack.io/no-controller-connection', 'firewall.metal-stack.io/weight', 'firewall.metal-stack.io/workload-kubeconfig'].exists(k, has(object.metadata.annotations) && k in object.metadata.annotations && !(has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations && oldObject.metadata.annotations[k] == object.metadata.annotations[k]))"}]}`
 
 // SetupClusterwideNetworkPolicyWebhookWithManager registers the ClusterwideNetworkPolicy
 // validating webhook.

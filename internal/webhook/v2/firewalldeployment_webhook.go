@@ -13,8 +13,8 @@ import (
 	"github.com/palisade-fw/palisade/internal/webhook/fielderrors"
 )
 
-// +kubebuilder:webhook:path=/mutate-firewall-metal-stack-io-v2-firewalldeployment,mutating=true,failurePolicy=fail,sideEffects=None,groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=create;update,versions=v2,name=mfirewalldeployment-v2.firewall.metal-stack.io,admissionReviewVersions=v1
-// +kubebuilder:webhook:path=/validate-firewall-metal-stack-io-v2-firewalldeployment,mutating=false,failurePolicy=fail,sideEffects=None,groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=create;update,versions=v2,name=vfirewalldeployment-v2.firewall.metal-stack.io,admissionReviewVersions=v1
+// +kubebuilder:webhook:path=/mutate-firewall-metal-stack-io-v2-firewalldeployment,mutating=true,failurePolicy=fail,sideEffects=None,groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=create;update,versions=v2,name=mfirewalldeployment-v2.firewall.metal-stack.io,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"creates-or-changes-what-is-checked","expression":"request.operation != 'UPDATE' || (has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) || (has(object.distance) ? object.distance : -1) != (has(oldObject.distance) ? oldObject.distance : -1) || ['firewall.metal-stack.io/paused', 'firewall.metal-stack.io/no-controller-connection', 'firewall.metal-stack.io/weight', 'firewall.metal-stack.io/workload-kubeconfig'].exists(k, has(object.metadata.annotations) && k in object.metadata.annotations && !(has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations && oldObject.metadata.annotations[k] == object.metadata.annotations[k]))"}]}`
+// +kubebuilder:webhook:path=/validate-firewall-metal-stack-io-v2-firewalldeployment,mutating=false,failurePolicy=fail,sideEffects=None,groups=firewall.metal-stack.io,resources=firewalldeployments,verbs=create;update,versions=v2,name=vfirewalldeployment-v2.firewall.metal-stack.io,admissionReviewVersions=v1,patch=`{"matchConditions":[{"name":"creates-or-changes-what-is-checked","expression":"request.operation != 'UPDATE' || (has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) || (has(object.distance) ? object.distance : -1) != (has(oldObject.distance) ? oldObject.distance : -1) || ['firewall.metal-stack.io/paused', 'firewall.metal-stack.io/no-controller-connection', 'firewall.metal-stack.io/weight', 'firewall.metal-stack.io/workload-kubeconfig'].exists(k, has(object.metadata.annotations) && k in object.metadata.annotations && !(has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations && oldObject.metadata.annotations[k] == object.metadata.annotations[k]))"}]}`
 
 // SetupFirewallDeploymentWebhookWithManager registers the FirewallDeployment defaulting and
 // validating webhooks.
@@ -25,9 +25,10 @@ func SetupFirewallDeploymentWebhookWithManager(mgr ctrl.Manager) error {
 		Complete()
 }
 
-// FirewallDeploymentDefaulter sets the strategy, the selector (on create) and the template's
-// interval. Unlike upstream it has no side effects: no RBAC, no tokens, no userdata; the
-// controller renders userdata from userdataContents.
+// FirewallDeploymentDefaulter sets the strategy, the selector (on create), the template's
+// interval and, for Gardener's deployments without userdata, the generated seed kubeconfig entry
+// (defaultGardenerUserdata). Unlike upstream it has no side effects: no RBAC, no tokens; the
+// controller provisions the agent identity and renders userdata from userdataContents.
 type FirewallDeploymentDefaulter struct{}
 
 var _ admission.Defaulter[*v2.FirewallDeployment] = &FirewallDeploymentDefaulter{}
@@ -42,6 +43,7 @@ func (d *FirewallDeploymentDefaulter) Default(ctx context.Context, deploy *v2.Fi
 		deploy.Spec.Selector = maps.Clone(deploy.Spec.Template.ObjectMeta.Labels)
 	}
 	defaultSpec(&deploy.Spec.Template.Spec)
+	defaultGardenerUserdata(deploy)
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/userdata"
 	"github.com/palisade-fw/palisade/internal/workload"
 )
 
@@ -127,9 +128,13 @@ func validateUserdataContents(contents []v2.UserdataContent, p *field.Path) fiel
 		}
 		seen[c.Path] = true
 
-		if c.SecretRef != nil && c.SecretRef.GenerateFirewallControllerKubeconfig {
+		if src, ok := userdata.SourceOf(c); ok && src.Generate {
+			generatorPath := p.Index(i).Child("secretRef", "generateFirewallControllerKubeconfig")
+			if c.ContentFrom != nil {
+				generatorPath = p.Index(i).Child("contentFrom", "firewallControllerKubeconfigSecret")
+			}
 			if generator >= 0 {
-				errs = append(errs, field.Forbidden(p.Index(i).Child("secretRef", "generateFirewallControllerKubeconfig"),
+				errs = append(errs, field.Forbidden(generatorPath,
 					fmt.Sprintf("only one file may hold the generated agent kubeconfig, and %s already does", p.Index(generator))))
 			} else {
 				generator = i

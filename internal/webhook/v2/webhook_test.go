@@ -282,3 +282,30 @@ func TestValidateUpdate(t *testing.T) {
 		g.Expect(strings.Count(err.Error(), "sshPublicKeys")).To(BeZero())
 	})
 }
+
+func TestGardenerUserdataDefaulting(t *testing.T) {
+	g := NewWithT(t)
+	gardener := func() *v2.FirewallDeployment {
+		d := deployment()
+		d.Name = "shoot-firewall"
+		d.Labels = map[string]string{GardenerShootNamespaceLabel: "shoot--proj--name"}
+		return d
+	}
+	want := []v2.UserdataContent{{Path: UpstreamSeedKubeconfigPath,
+		SecretRef: &v2.UserdataSecretRef{Name: "firewall-controller-seed-access-shoot-firewall", GenerateFirewallControllerKubeconfig: true}}}
+
+	for name, ctx := range map[string]context.Context{"create": context.Background(), "update": updateCtx()} {
+		d := gardener()
+		g.Expect((&FirewallDeploymentDefaulter{}).Default(ctx, d)).To(Succeed())
+		g.Expect(d.Spec.Template.Spec.UserdataContents).To(Equal(want), name)
+	}
+
+	own := gardener()
+	own.Spec.Template.Spec.Userdata = `{"ignition":{"version":"3.4.0"}}`
+	g.Expect((&FirewallDeploymentDefaulter{}).Default(context.Background(), own)).To(Succeed())
+	g.Expect(own.Spec.Template.Spec.UserdataContents).To(BeEmpty(), "userdata of its own is kept")
+
+	plain := deployment()
+	g.Expect((&FirewallDeploymentDefaulter{}).Default(context.Background(), plain)).To(Succeed())
+	g.Expect(plain.Spec.Template.Spec.UserdataContents).To(BeEmpty(), "only Gardener's deployments are defaulted")
+}
