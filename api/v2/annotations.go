@@ -80,6 +80,10 @@ func CopyInherited(from map[string]string, to *map[string]string) {
 	}
 }
 
+// GardenerShootNamespaceLabel marks the FirewallDeployment Gardener's extension (GEPM) writes
+// into a shoot's own seed namespace; its firewalls run the upstream firewall-controller.
+const GardenerShootNamespaceLabel = "gardener-shoot-namespace"
+
 // Labels on the FirewallMonitors the manager writes into a workload cluster.
 const (
 	// MonitorSeedNamespaceLabel is the namespace of the monitor's Firewall in the seed.

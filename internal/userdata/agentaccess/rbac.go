@@ -37,6 +37,14 @@ func AgentRules(firewallNames, secretNames []string) []rbacv1.PolicyRule {
 	return rules
 }
 
+// UpstreamControllerRule lets the upstream firewall-controller (what Gardener's firewall images
+// run) find its Firewall: it lists and watches the Firewalls of its namespace without a name
+// selector. Gardener gives every shoot a seed namespace of its own, so the Firewalls it can read
+// are its own shoot's; status writes stay limited to the deployment's own Firewalls by name.
+func UpstreamControllerRule() rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{v2.GroupVersion.Group}, Resources: []string{"firewalls"}, Verbs: []string{"list", "watch"}}
+}
+
 // ownFirewalls returns the names of the Firewalls of deploy's sets, sorted. The Role follows
 // them: a roll adds the new set's firewalls and drops the deleted ones.
 func (a *AgentAccess) ownFirewalls(ctx context.Context, deploy *v2.FirewallDeployment) ([]string, error) {
@@ -81,6 +89,9 @@ func (a *AgentAccess) ensureRBAC(ctx context.Context, deploy *v2.FirewallDeploym
 	}
 	role := &rbacv1.Role{ObjectMeta: meta}
 	rules := AgentRules(firewalls, append(userdata.ReferencedSecrets(&deploy.Spec.Template.Spec), a.ShootAccessSecrets...))
+	if _, gardener := deploy.Labels[v2.GardenerShootNamespaceLabel]; gardener {
+		rules = append(rules, UpstreamControllerRule())
+	}
 	if err := a.createOrUpdate(ctx, deploy, role, func() { role.Rules = rules }); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 
 // GardenerShootNamespaceLabel marks the FirewallDeployment Gardener's extension (GEPM) writes;
 // upstream's defaulting webhook selects it to generate the firewall-controller's userdata.
-const GardenerShootNamespaceLabel = "gardener-shoot-namespace"
+const GardenerShootNamespaceLabel = v2.GardenerShootNamespaceLabel
 
 // The upstream firewall-controller's file layout (what today's firewall images run): with
 // .seed-kubeconfig present it is the controller's --kubeconfig, the seed namespace is the
