@@ -25,8 +25,8 @@ import (
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
-	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 	"github.com/palisade-fw/palisade/internal/controller/refwatch"
 )
