@@ -14,6 +14,7 @@ import (
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
@@ -59,7 +60,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface,
 	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
 	ctl := cfg.Controllers
 	a.runner = runner.New(a.applier, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
-		runner.Options{Table: cfg.Nftables.Table, Log: log})
+		runner.Options{Table: cfg.Nftables.Table, DefaultEgress: cfg.Nftables.DefaultEgressEnabled(), Log: log})
 	if err := a.wire(); err != nil {
 		return nil, err
 	}
@@ -238,8 +239,11 @@ func (a *Agent) DryRun(ctx context.Context, wait time.Duration, w io.Writer) err
 		return err
 	}
 	for _, v := range verdicts {
-		if !v.Accepted {
+		switch {
+		case !v.Accepted:
 			fmt.Fprintf(w, "# refused %s %s: %s\n", v.Kind, v.Key, v.Message)
+		case v.Key.Source == model.SourceDefault:
+			fmt.Fprintf(w, "# %s: %s\n", v.Key, v.Message)
 		}
 	}
 	diff, err := a.applier.Diff(ctx, rs)

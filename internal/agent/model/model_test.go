@@ -63,26 +63,43 @@ func TestExceptOutsideBlockAppliesOverlapOnly(t *testing.T) {
 	}
 }
 
-func TestParsePolicyNotesFailClosed(t *testing.T) {
+// The CWNP API's documented semantics: no ports = every protocol and port, no peers = every
+// address; toFQDNs (not enforced) fails closed.
+func TestParsePolicyDocumentedSemantics(t *testing.T) {
 	p, err := ParsePolicy(ObjectKey{Name: "p"}, PolicySpec{Egress: []EgressRule{
 		{Ports: []PolicyPort{{Port: p32(443)}}, ToFQDNs: []FQDNSelector{{MatchName: "example.com."}}},
 		{To: []IPBlock{{CIDR: "1.1.1.1/32"}}},
 		{Ports: []PolicyPort{{Protocol: str("udp")}}},
+		{Ports: []PolicyPort{{Port: p32(22)}}, To: []IPBlock{{CIDR: "2.2.2.0/24"}}},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Notes) != 2 {
-		t.Errorf("notes: %v", p.Notes)
+	wantNotes := []string{
+		"egress[0]: toFQDNs is not enforced by this agent yet; the rule opens nothing",
+		"egress[1]: no ports: every protocol and port",
+		"egress[2]: no to: every address",
 	}
-	// Only the last rule applies: every UDP port to every address of both families.
-	if len(p.Egress) != 1 || len(p.Egress[0].Peers) != 2 || p.Egress[0].Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
-		t.Errorf("egress: %+v", p.Egress)
+	if !slices.Equal(p.Notes, wantNotes) {
+		t.Errorf("notes: %q", p.Notes)
+	}
+	if len(p.Egress) != 3 {
+		t.Fatalf("egress: %+v", p.Egress)
+	}
+	if r := p.Egress[0]; !r.AllPorts() || r.Everywhere || len(r.Peers) != 1 {
+		t.Errorf("rule without ports: %+v", r)
+	}
+	if r := p.Egress[1]; r.AllPorts() || !r.Everywhere || len(r.Peers) != 2 || r.Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
+		t.Errorf("rule without to: %+v", r)
+	}
+	// protocol defaults to TCP
+	if r := p.Egress[2]; r.Ports[0] != (PortRange{Protocol: TCP, First: 22, Last: 22}) {
+		t.Errorf("default protocol: %+v", r)
 	}
 }
 
 func TestAllowedNetworksCap(t *testing.T) {
-	fw := ParseFirewall(FirewallSpec{AllowedNetworks: AllowedNetworks{Egress: []string{"10.0.0.0/8"}, Ingress: []string{"192.168.0.0/16"}}})
+	fw := ParseFirewall(FirewallSpec{ClusterPrefixes: []string{"1.2.3.0/24"}, AllowedNetworks: AllowedNetworks{Egress: []string{"10.0.0.0/8"}, Ingress: []string{"192.168.0.0/16"}}})
 	ok := PolicyInput{Key: ObjectKey{Name: "ok"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.1.0.0/16"}}}}}}
 	wide := PolicyInput{Key: ObjectKey{Name: "wide"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "0.0.0.0/0"}}}}}}
 	svcOK := ServiceInput{Key: ObjectKey{Name: "svc-ok"}, Spec: ServiceSpec{IPs: []string{"1.2.3.4"}, Ports: []ServicePort{{Port: 1}}, SourceRanges: []string{"192.168.1.0/24"}}}

@@ -80,6 +80,9 @@ func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, 
 	defer a.mu.Unlock()
 
 	var res Result
+	if err := checkUnique(desired); err != nil {
+		return res, &ApplyError{Kept: true, Err: err}
+	}
 	// A structural comparison stops at the first difference and costs a few milliseconds
 	// for thousands of elements (a digest of the whole ruleset costs more).
 	if a.last != nil && a.last.Equal(desired) {
@@ -113,7 +116,7 @@ func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, 
 		err := a.nft.Check(ctx, tx)
 		res.Check = time.Since(start)
 		if err != nil {
-			return res, fmt.Errorf("ruleset rejected by nft --check, previous ruleset kept: %w", err)
+			return res, &ApplyError{Kept: true, Err: fmt.Errorf("nft --check rejected the ruleset: %w", err)}
 		}
 	}
 	start := time.Now()
@@ -121,7 +124,8 @@ func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, 
 	res.Run = time.Since(start)
 	if err != nil {
 		a.last = nil
-		return res, fmt.Errorf("applying ruleset failed, previous ruleset kept: %w", err)
+		// The transaction is atomic: the kernel refused all of it.
+		return res, &ApplyError{Kept: true, Err: fmt.Errorf("the kernel refused the ruleset: %w", err)}
 	}
 	res.Changed = true
 
@@ -134,11 +138,65 @@ func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, 
 		res.ReadBack = time.Since(start)
 		if err != nil {
 			a.last = nil
-			return res, err
+			// The kernel took the transaction; what it holds now is not what was rendered.
+			return res, &ApplyError{Kept: false, Err: fmt.Errorf("ruleset applied, but reading it back: %w", err)}
 		}
 	}
 	a.applied(desired)
 	return res, nil
+}
+
+// ApplyError is a failed Apply. Kept tells the truth about the kernel: true when it still
+// holds the previous ruleset (nothing was committed), false when the transaction was
+// committed but reading it back showed a difference.
+type ApplyError struct {
+	Kept bool
+	Err  error
+}
+
+func (e *ApplyError) Error() string {
+	if e.Kept {
+		return e.Err.Error() + "; previous ruleset kept"
+	}
+	return e.Err.Error() + "; the kernel holds the new ruleset, a full sync follows"
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// PreviousKept tells whether err is an apply failure that left the previous ruleset in place.
+func PreviousKept(err error) bool {
+	var ae *ApplyError
+	return errors.As(err, &ae) && ae.Kept
+}
+
+// checkUnique refuses a ruleset that names one object twice; the kernel would merge the two
+// and the read back could never match. The renderer never produces one (model.Compose
+// merges or refuses duplicate objects); this keeps a bug from reaching the kernel.
+func checkUnique(r *ruleset.Ruleset) error {
+	seen := map[string]bool{}
+	dup := func(kind, name string) error {
+		if seen[kind+"\x00"+name] {
+			return fmt.Errorf("rendered ruleset holds %s %q twice; nothing sent to the kernel", kind, name)
+		}
+		seen[kind+"\x00"+name] = true
+		return nil
+	}
+	for _, c := range r.Chains {
+		if err := dup("chain", c.Name); err != nil {
+			return err
+		}
+	}
+	for _, st := range r.Sets {
+		if err := dup("set", st.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range r.Counters {
+		if err := dup("counter", c.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applied records that the kernel holds r and has the rule file follow.

@@ -194,6 +194,9 @@ func TestFailedApplyKeepsPrevious(t *testing.T) {
 		if !strings.Contains(err.Error(), "this-is-not-nft") {
 			t.Errorf("check=%v: error does not name the offending rule: %v", check, err)
 		}
+		if !PreviousKept(err) || !strings.HasSuffix(err.Error(), "previous ruleset kept") {
+			t.Errorf("check=%v: a refused transaction must say the previous ruleset is kept: %v", check, err)
+		}
 		if got := s.List(t, "firewall", false); got != liveBefore {
 			t.Errorf("check=%v: live ruleset changed after failed apply", check)
 		}
@@ -336,5 +339,46 @@ func TestNetlinkElementDeltaEqualsFull(t *testing.T) {
 		if got, want := normalize(s1.List(t, "firewall", false)), normalize(s2.List(t, "firewall", false)); got != want {
 			t.Errorf("step %d: netlink delta differs from full apply:\n--- netlink\n%s\n--- full\n%s", i, got, want)
 		}
+	}
+}
+
+// lyingLister reports a table that lacks one chain, as if something had removed it right
+// after the commit.
+type lyingLister struct{ Lister }
+
+func (l lyingLister) Inventory(ctx context.Context) (Inventory, error) {
+	inv, err := l.Lister.Inventory(ctx)
+	if len(inv.Chains) > 0 {
+		inv.Chains = inv.Chains[1:]
+	}
+	return inv, err
+}
+
+// The apply report tells the truth: a duplicate object never reaches the kernel ("kept" is
+// true), and a committed transaction whose read back differs never claims the previous
+// ruleset was kept.
+func TestApplyReportTellsTheTruth(t *testing.T) {
+	ctx := context.Background()
+	s, iface := newScratch(t, "firewall")
+	ap := New(iface, Options{})
+	dup := render(fixture.Firewall(), fixture.Policies(), fixture.Services())
+	dup.Chains = append(dup.Chains, dup.Chains[len(dup.Chains)-1])
+	_, err := ap.Apply(ctx, dup)
+	if err == nil || !PreviousKept(err) || !strings.Contains(err.Error(), "twice; nothing sent to the kernel") {
+		t.Fatalf("duplicate chain: %v", err)
+	}
+	if got := s.Exec(t, "nft", "list", "tables"); strings.Contains(got, "firewall") {
+		t.Errorf("a refused ruleset reached the kernel:\n%s", got)
+	}
+
+	ap.lister = lyingLister{ap.lister}
+	good := render(fixture.Firewall(), fixture.Policies(), fixture.Services())
+	_, err = ap.Apply(ctx, good)
+	if err == nil || PreviousKept(err) || strings.Contains(err.Error(), "previous ruleset kept") ||
+		!strings.Contains(err.Error(), "ruleset applied, but reading it back") {
+		t.Fatalf("read-back mismatch: %v", err)
+	}
+	if !strings.Contains(s.List(t, "firewall", false), "chain forward") {
+		t.Error("the kernel should hold the new ruleset")
 	}
 }

@@ -28,6 +28,8 @@ const (
 	SetIngressDest = "ingress_dst"  // cluster prefixes and load-balancer IPs: where ingress may go
 	MapEgress      = "cwnp_egress"  // daddr . proto . dport -> policy chain
 	MapIngress     = "cwnp_ingress" // saddr . proto . dport -> policy chain
+	MapEgressAll   = "cwnp_egress_all"  // daddr -> policy chain, for rules without ports
+	MapIngressAll  = "cwnp_ingress_all" // saddr -> policy chain, for rules without ports
 	MapServices    = "services"     // lb ip . proto . port . saddr -> service chain
 	MapNodePorts   = "nodeports"    // proto . node port . saddr -> service chain
 )
@@ -98,6 +100,8 @@ type objectPart struct {
 	chains   []Chain
 	counters []Counter
 	maps     [2][2]Set // [family][which]
+	// allMaps are the policies' maps for rules without ports (every protocol and port).
+	allMaps [2][2]Set
 }
 
 func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
@@ -106,6 +110,9 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 	for i, p := range policies {
 		names[i] = objectName("cwnp", p.Key)
 		what := "ClusterwideNetworkPolicy " + p.Key.String()
+		if p.Comment != "" {
+			what = p.Comment
+		}
 		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
 		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
 	}
@@ -118,6 +125,10 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 		})
 		wg.Go(func() {
 			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
+		})
+		wg.Go(func() {
+			part.allMaps[fi][0] = allPortsMap(MapEgressAll+f.suffix, "CWNP egress without ports: destination", f, policies, names, func(p model.Policy) []model.Rule { return p.Egress })
+			part.allMaps[fi][1] = allPortsMap(MapIngressAll+f.suffix, "CWNP ingress without ports: source", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
 		})
 	}
 	wg.Wait()
@@ -157,7 +168,7 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 			addressSet(SetCluster+f.suffix, "cluster prefixes", f, fw.ClusterPrefixes, nil),
 			addressSet(SetInternal+f.suffix, "internal prefixes", f, fw.InternalPrefixes, nil),
 			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lb),
-			pol.maps[fi][0], pol.maps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
+			pol.maps[fi][0], pol.maps[fi][1], pol.allMaps[fi][0], pol.allMaps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
 		)
 	}
 	r.Counters = append(r.Counters, pol.counters...)
@@ -186,12 +197,17 @@ func forwardChain() Chain {
 			"ct state invalid counter name " + CounterInvalid + " drop",
 		},
 	}
+	// Egress starts in the cluster. Ingress (policies, services, node ports) goes to the
+	// cluster side and never starts in the cluster: an ingress rule cannot open egress.
 	for _, f := range families {
+		cluster, notCluster := fmt.Sprintf("%s saddr @%s%s", f.ip, SetCluster, f.suffix), fmt.Sprintf("%s saddr != @%s%s", f.ip, SetCluster, f.suffix)
 		c.Rules = append(c.Rules,
-			fmt.Sprintf("%s saddr @%s%s %s daddr . meta l4proto . th dport vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapEgress, f.suffix),
-			fmt.Sprintf("%s daddr @%s%s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, f.ip, MapIngress, f.suffix),
-			fmt.Sprintf("%s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, f.ip, MapServices, f.suffix),
-			fmt.Sprintf("%s daddr @%s%s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapNodePorts, f.suffix),
+			fmt.Sprintf("%s %s daddr . meta l4proto . th dport vmap @%s%s", cluster, f.ip, MapEgress, f.suffix),
+			fmt.Sprintf("%s %s daddr vmap @%s%s", cluster, f.ip, MapEgressAll, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngress, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s %s saddr vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngressAll, f.suffix),
+			fmt.Sprintf("%s %s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", notCluster, f.ip, f.ip, MapServices, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, notCluster, f.ip, MapNodePorts, f.suffix),
 		)
 	}
 	// limit before log: the limit throttles the log, the counter still sees every drop.
@@ -335,6 +351,31 @@ func policyMap(name, what string, f family, policies []model.Policy, chains []st
 	wg.Wait()
 	for _, elems := range perProto {
 		m.Elements = append(m.Elements, elems...)
+	}
+	return m
+}
+
+// allPortsMap maps the peers of rules without ports to their policy; where peers of
+// several policies overlap, the first policy by name owns the overlap.
+func allPortsMap(name, what string, f family, policies []model.Policy, chains []string, rules func(model.Policy) []model.Rule) Set {
+	m := Set{Name: name, Comment: what, Type: f.addrType + " : verdict", Map: true, Interval: true}
+	var spans []owned
+	for owner, p := range policies {
+		for _, rule := range rules(p) {
+			if !rule.AllPorts() {
+				continue
+			}
+			for _, peer := range rule.Peers {
+				if f.has(peer.Prefix.Addr()) {
+					for _, s := range subtract(peer.Prefix, peer.Except) {
+						spans = append(spans, owned{span: s, owner: owner})
+					}
+				}
+			}
+		}
+	}
+	for _, o := range resolve(spans) {
+		m.Elements = append(m.Elements, Element{Key: []string{o.format(f.v4)}, Value: "goto " + chains[o.owner]})
 	}
 	return m
 }

@@ -53,6 +53,9 @@ type Parts struct {
 // Options configure a Runner.
 type Options struct {
 	Table string
+	// DefaultEgress adds model.DefaultEgress to the policies (config nftables.defaultEgress,
+	// on unless switched off).
+	DefaultEgress bool
 	// Debounce is how long to wait for more changes after one arrived.
 	Debounce time.Duration
 	// MaxBackoff bounds the retry delay after failures.
@@ -172,7 +175,11 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 		return nil, nil, model.Firewall{}, ErrNotReady
 	}
 	if r.polsDirty {
-		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, r.policies)
+		policies := r.policies
+		if r.opts.DefaultEgress {
+			policies = append(slices.Clip(policies), model.DefaultEgress())
+		}
+		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, policies)
 		r.polsDirty = false
 	}
 	if r.svcsDirty {
@@ -259,7 +266,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), r.opts.MaxBackoff)
-			r.opts.Log.Error("sync failed; previous ruleset stays in place", "err", err, "retryIn", backoff)
+			r.opts.Log.Error("sync failed", "err", err, "previousRulesetKept", nft.PreviousKept(err), "retryIn", backoff)
 			retry = time.After(backoff)
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,6 +74,10 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 	if err != nil {
 		return fmt.Errorf("shoot cache: %w", err)
 	}
+	var recorder record.EventRecorder
+	if s.Policies || s.Services {
+		recorder = newRecorder(cfg, scheme, s.Agent, s.Log)
+	}
 	var synced atomic.Bool
 	push := func() {
 		if !synced.Load() {
@@ -99,7 +104,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		if err != nil {
 			return err
 		}
-		r.AddReporter(NewStatusWriter(w, c, newRecorder(cfg, scheme, s.Agent, s.Log), s.Log))
+		r.AddReporter(NewStatusWriter(w, c, recorder, s.Log))
 	}
 	if s.Services {
 		inf, err := c.GetInformer(ctx, &corev1.Service{})
@@ -109,6 +114,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
+		r.AddReporter(NewServiceEvents(c, recorder, s.Log))
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- c.Start(ctx) }()
