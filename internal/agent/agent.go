@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"sigs.k8s.io/knftables"
-
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/model"
@@ -38,29 +36,31 @@ type Agent struct {
 
 // New builds the agent for cfg; it fails for sources that are configured but unusable.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	nftIface, err := knftables.New(knftables.InetFamily, cfg.Nftables.Table)
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	// Netlink works in the agent's own network namespace, like nft.
+	// Netlink works in the agent's own network namespace.
 	nl, err := nft.NewNetlink(cfg.Nftables.Table, "")
 	if err != nil {
 		return nil, err
 	}
-	return NewWith(cfg, log, nftIface, nl)
+	return NewWith(cfg, log, nl)
 }
 
-// NewWith builds the agent on a given nftables interface; nl may be nil (everything then goes
-// through nftIface, and the monitor reports no statistics).
-func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface, nl *nft.Netlink) (*Agent, error) {
+// NewWith builds the agent on a given kernel (tests use nft.FakeKernel); statistics are
+// reported only when it is the real *nft.Netlink.
+func NewWith(cfg *config.Config, log *slog.Logger, kernel nft.Kernel) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: log, netlink: nl}
-	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
+	a := &Agent{cfg: cfg, log: log}
+	if nl, ok := kernel.(*nft.Netlink); ok {
+		a.netlink = nl
+	}
+	a.applier = nft.New(kernel, nft.Options{RuleFile: cfg.Nftables.RuleFile, Log: log})
 	ctl := cfg.Controllers
 	a.runner = runner.New(a.applier, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
 		runner.Options{Table: cfg.Nftables.Table, DefaultEgress: cfg.Nftables.DefaultEgressEnabled(), Log: log})
+	if cfg.Nftables.DefaultEgressEnabled() {
+		log.Info("default egress in force", "rule", model.DefaultEgressComment)
+	}
 	if err := a.wire(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -141,5 +142,39 @@ func TestParseFirewallSkipsBadEntries(t *testing.T) {
 	})
 	if len(fw.InternalPrefixes) != 1 || len(fw.RateLimits) != 1 || len(fw.SNAT[0].IPs) != 1 || len(fw.Warnings) != 3 {
 		t.Errorf("%+v", fw)
+	}
+}
+
+// The hand-written comparison says what reflect.DeepEqual says.
+func TestEqualInputsMatchDeepEqual(t *testing.T) {
+	base := func() ([]PolicyInput, []ServiceInput) {
+		return []PolicyInput{{Key: ObjectKey{Name: "a"}, Generation: 1, Spec: PolicySpec{
+				Ingress: []IngressRule{{Ports: []PolicyPort{{Protocol: str("UDP"), Port: p32(53)}}, From: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}}}},
+				Egress:  []EgressRule{{Ports: []PolicyPort{{Port: p32(1), EndPort: p32(2)}}, To: []IPBlock{{CIDR: "::/0"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}},
+			}}}, []ServiceInput{{Key: ObjectKey{Name: "s"}, Spec: ServiceSpec{Name: "s", IPs: []string{"10.0.0.1"}, Ports: []ServicePort{{Port: 80}}, SourceRanges: []string{"1.2.3.0/24"}}}}
+	}
+	changes := []func(p []PolicyInput, s []ServiceInput){
+		func(p []PolicyInput, s []ServiceInput) {},
+		func(p []PolicyInput, s []ServiceInput) { p[0].Generation = 2 },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].Ports[0].Port = p32(54) },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].Ports[0].Protocol = nil },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].From[0].Except = nil },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Egress[0].Ports[0].EndPort = p32(3) },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Egress[0].ToFQDNs[0].MatchPattern = "*" },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Description = "d" },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.Ports[0].NodePort = 30000 },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.SourceRanges = append(s[0].Spec.SourceRanges, "x") },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.Type = "NodePort" },
+	}
+	for i, change := range changes {
+		p1, s1 := base()
+		p2, s2 := base()
+		change(p2, s2)
+		if got, want := EqualPolicyInputs(p1, p2), reflect.DeepEqual(p1, p2); got != want {
+			t.Errorf("change %d: policies equal %v, DeepEqual %v", i, got, want)
+		}
+		if got, want := EqualServiceInputs(s1, s2), reflect.DeepEqual(s1, s2); got != want {
+			t.Errorf("change %d: services equal %v, DeepEqual %v", i, got, want)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/palisade-fw/palisade/internal/agent/model"
@@ -114,7 +113,7 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 			what = p.Comment
 		}
 		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
-		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+		part.counters = append(part.counters, Counter{Name: names[i]})
 	}
 	// The maps are independent of each other; building them concurrently cuts the time of a
 	// large ruleset on more than one core.
@@ -142,7 +141,7 @@ func renderServices(services []model.Service, logAccepted bool) objectPart {
 		names[i] = objectName("svc", s.Key)
 		what := "Service " + s.Key.String()
 		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
-		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+		part.counters = append(part.counters, Counter{Name: names[i]})
 	}
 	for fi, f := range families {
 		part.maps[fi][0] = servicesMap(f, services, names)
@@ -180,15 +179,14 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 		r.Counters = append(r.Counters, Counter{Name: name})
 	}
 	for _, s := range fw.SNAT {
-		r.Counters = append(r.Counters, Counter{Name: snatCounter(s), Comment: comment("SNAT network " + s.NetworkID)})
+		r.Counters = append(r.Counters, Counter{Name: snatCounter(s)})
 	}
 	return r
 }
 
 func forwardChain() Chain {
 	c := Chain{
-		Name:    ChainForward,
-		Comment: "default drop; allow-lists in verdict maps",
+		Name: ChainForward,
 		Base:    &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
 		Rules: []string{
 			"jump " + ChainAccounting,
@@ -216,7 +214,7 @@ func forwardChain() Chain {
 }
 
 func accountingChain() Chain {
-	c := Chain{Name: ChainAccounting, Comment: "traffic into and out of the cluster, internal or external"}
+	c := Chain{Name: ChainAccounting}
 	for _, f := range families {
 		cluster, internal := "@"+SetCluster+f.suffix, "@"+SetInternal+f.suffix
 		c.Rules = append(c.Rules,
@@ -230,7 +228,7 @@ func accountingChain() Chain {
 }
 
 func rateLimitChain(fw model.Firewall) Chain {
-	c := Chain{Name: ChainRateLimit, Comment: "rate limits per network"}
+	c := Chain{Name: ChainRateLimit}
 	for _, rl := range fw.RateLimits {
 		c.Rules = append(c.Rules, fmt.Sprintf("iifname %q limit rate over %d mbytes/second counter name %s drop",
 			identifierSafe(rl.Interface), rl.MiBps, CounterRateLimit))
@@ -240,8 +238,7 @@ func rateLimitChain(fw model.Firewall) Chain {
 
 func postroutingChain(fw model.Firewall) Chain {
 	c := Chain{
-		Name:    ChainPostrouting,
-		Comment: "SNAT of cluster traffic per network",
+		Name: ChainPostrouting,
 		Base:    &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
 	}
 	for _, s := range fw.SNAT {
@@ -255,17 +252,17 @@ func postroutingChain(fw model.Firewall) Chain {
 			if len(ips) == 0 {
 				continue
 			}
-			target := ips[0]
-			if len(ips) > 1 {
-				// A stable choice per destination keeps a flow's source IP from changing.
-				pairs := make([]string, len(ips))
-				for i, ip := range ips {
-					pairs[i] = fmt.Sprintf("%d : %s", i, ip)
-				}
-				target = fmt.Sprintf("jhash %s daddr mod %d map { %s }", f.ip, len(ips), strings.Join(pairs, ", "))
+			if len(ips) == 1 {
+				c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s counter name %s snat %s to %s",
+					identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, snatCounter(s), f.ip, ips[0]))
+				continue
 			}
-			c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s counter name %s snat %s to %s",
-				identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, snatCounter(s), f.ip, target))
+			// A stable choice per destination keeps a flow's source IP from changing: one
+			// rule per address, picked by a hash of the destination.
+			for i, ip := range ips {
+				c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s jhash %s daddr mod %d == %d counter name %s snat %s to %s",
+					identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, f.ip, len(ips), i, snatCounter(s), f.ip, ip))
+			}
 		}
 	}
 	return c
@@ -276,11 +273,13 @@ func snatCounter(s model.SNAT) string {
 }
 
 func objectChain(name, what string, logAccepted bool) Chain {
-	c := Chain{Name: name, Comment: comment(what)}
+	// The object's description is the comment of its accept rule: rule comments are the
+	// one place the kernel keeps text for every object kind (and nft lists it).
+	c := Chain{Name: name}
 	if logAccepted {
 		c.Rules = append(c.Rules, fmt.Sprintf("limit rate 10/second log prefix %q", logPrefixAccepted))
 	}
-	c.Rules = append(c.Rules, "counter name "+name+" accept")
+	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s accept comment %q", name, comment(what)))
 	return c
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/knftables"
 
 	"github.com/palisade-fw/palisade/internal/agent/fixture"
 	"github.com/palisade-fw/palisade/internal/agent/model"
@@ -21,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // text renders the full `nft -f` form without touching any kernel.
 func text(r *ruleset.Ruleset) string {
-	return nft.New(knftables.NewFake(knftables.InetFamily, r.Table), nft.Options{}).Text(r)
+	return nft.Text(r)
 }
 
 var lookPath = exec.LookPath
@@ -135,7 +134,7 @@ func TestEqualSeesEveryDifference(t *testing.T) {
 	changes := map[string]func(r *ruleset.Ruleset){
 		"table":         func(r *ruleset.Ruleset) { r.Table = "other" },
 		"rule":          func(r *ruleset.Ruleset) { r.Chains[0].Rules[0] += " " },
-		"chain comment": func(r *ruleset.Ruleset) { r.Chains[1].Comment = "x" },
+		"chain name":    func(r *ruleset.Ruleset) { r.Chains[1].Name = "x" },
 		"base chain": func(r *ruleset.Ruleset) {
 			r.Chains[0].Base = &ruleset.BaseChain{Type: "filter", Hook: "forward", Priority: "filter", Policy: "accept"}
 		},

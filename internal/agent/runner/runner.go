@@ -135,17 +135,26 @@ func (r *Runner) SetFirewall(fw model.Firewall) {
 	r.Notify()
 }
 
-// SetPolicies replaces all policies.
+// SetPolicies replaces all policies. The same content again (an event that changed only
+// metadata or status) costs one comparison and starts no sync.
 func (r *Runner) SetPolicies(p []model.PolicyInput) {
 	r.mu.Lock()
+	if r.havePols && model.EqualPolicyInputs(r.policies, p) {
+		r.mu.Unlock()
+		return
+	}
 	r.policies, r.havePols, r.polsDirty = p, true, true
 	r.mu.Unlock()
 	r.Notify()
 }
 
-// SetServices replaces all services.
+// SetServices replaces all services; the same content again starts no sync.
 func (r *Runner) SetServices(s []model.ServiceInput) {
 	r.mu.Lock()
+	if r.haveSvcs && model.EqualServiceInputs(r.services, s) {
+		r.mu.Unlock()
+		return
+	}
 	r.services, r.haveSvcs, r.svcsDirty = s, true, true
 	r.mu.Unlock()
 	r.Notify()
@@ -274,7 +283,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if out.Result.Changed {
 			st := out.Ruleset.Stats()
 			r.opts.Log.Info("ruleset applied", "full", out.Result.Full, "operations", out.Result.Operations,
-				"netlink", out.Result.Netlink, "apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
+				"apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
 		}
 	}
 }
