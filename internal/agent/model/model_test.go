@@ -149,9 +149,9 @@ func TestParseFirewallSkipsBadEntries(t *testing.T) {
 func TestEqualInputsMatchDeepEqual(t *testing.T) {
 	base := func() ([]PolicyInput, []ServiceInput) {
 		return []PolicyInput{{Key: ObjectKey{Name: "a"}, Generation: 1, Spec: PolicySpec{
-				Ingress: []IngressRule{{Ports: []PolicyPort{{Protocol: str("UDP"), Port: p32(53)}}, From: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}}}},
-				Egress:  []EgressRule{{Ports: []PolicyPort{{Port: p32(1), EndPort: p32(2)}}, To: []IPBlock{{CIDR: "::/0"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}},
-			}}}, []ServiceInput{{Key: ObjectKey{Name: "s"}, Spec: ServiceSpec{Name: "s", IPs: []string{"10.0.0.1"}, Ports: []ServicePort{{Port: 80}}, SourceRanges: []string{"1.2.3.0/24"}}}}
+			Ingress: []IngressRule{{Ports: []PolicyPort{{Protocol: str("UDP"), Port: p32(53)}}, From: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}}}},
+			Egress:  []EgressRule{{Ports: []PolicyPort{{Port: p32(1), EndPort: p32(2)}}, To: []IPBlock{{CIDR: "::/0"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}},
+		}}}, []ServiceInput{{Key: ObjectKey{Name: "s"}, Spec: ServiceSpec{Name: "s", IPs: []string{"10.0.0.1"}, Ports: []ServicePort{{Port: 80}}, SourceRanges: []string{"1.2.3.0/24"}}}}
 	}
 	changes := []func(p []PolicyInput, s []ServiceInput){
 		func(p []PolicyInput, s []ServiceInput) {},

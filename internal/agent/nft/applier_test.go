@@ -230,7 +230,7 @@ func TestFailedApplyKeepsPrevious(t *testing.T) {
 
 	for _, c := range []struct{ rule, want string }{
 		{"ip saddr 10.0.0.0/8 this-is-not-nft accept", "this-is-not-nft"}, // refused before the kernel
-		{"jump no-such-chain", "the kernel refused the ruleset"},           // refused by the kernel
+		{"jump no-such-chain", "the kernel refused the ruleset"},          // refused by the kernel
 	} {
 		bad := render(fixture.Firewall(), fixture.Policies()[:2], fixture.Services())
 		bad.Chains[0].Rules = append(slices.Clone(bad.Chains[0].Rules), c.rule)

@@ -22,15 +22,15 @@ const (
 
 // Set and map names; every one exists once per address family (suffix _v4, _v6).
 const (
-	SetCluster     = "cluster"      // prefixes of the cluster behind the firewall
-	SetInternal    = "internal"     // prefixes counted as internal traffic
-	SetIngressDest = "ingress_dst"  // cluster prefixes and load-balancer IPs: where ingress may go
-	MapEgress      = "cwnp_egress"  // daddr . proto . dport -> policy chain
-	MapIngress     = "cwnp_ingress" // saddr . proto . dport -> policy chain
+	SetCluster     = "cluster"          // prefixes of the cluster behind the firewall
+	SetInternal    = "internal"         // prefixes counted as internal traffic
+	SetIngressDest = "ingress_dst"      // cluster prefixes and load-balancer IPs: where ingress may go
+	MapEgress      = "cwnp_egress"      // daddr . proto . dport -> policy chain
+	MapIngress     = "cwnp_ingress"     // saddr . proto . dport -> policy chain
 	MapEgressAll   = "cwnp_egress_all"  // daddr -> policy chain, for rules without ports
 	MapIngressAll  = "cwnp_ingress_all" // saddr -> policy chain, for rules without ports
-	MapServices    = "services"     // lb ip . proto . port . saddr -> service chain
-	MapNodePorts   = "nodeports"    // proto . node port . saddr -> service chain
+	MapServices    = "services"         // lb ip . proto . port . saddr -> service chain
+	MapNodePorts   = "nodeports"        // proto . node port . saddr -> service chain
 )
 
 // Named counters outside the object chains.
@@ -187,7 +187,7 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 func forwardChain() Chain {
 	c := Chain{
 		Name: ChainForward,
-		Base:    &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
+		Base: &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
 		Rules: []string{
 			"jump " + ChainAccounting,
 			"jump " + ChainRateLimit,
@@ -239,7 +239,7 @@ func rateLimitChain(fw model.Firewall) Chain {
 func postroutingChain(fw model.Firewall) Chain {
 	c := Chain{
 		Name: ChainPostrouting,
-		Base:    &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
+		Base: &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
 	}
 	for _, s := range fw.SNAT {
 		for _, f := range families {

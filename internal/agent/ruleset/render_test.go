@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/palisade-fw/palisade/internal/agent/fixture"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
@@ -132,9 +131,9 @@ func TestEqualSeesEveryDifference(t *testing.T) {
 		t.Fatal("equal input renders unequal")
 	}
 	changes := map[string]func(r *ruleset.Ruleset){
-		"table":         func(r *ruleset.Ruleset) { r.Table = "other" },
-		"rule":          func(r *ruleset.Ruleset) { r.Chains[0].Rules[0] += " " },
-		"chain name":    func(r *ruleset.Ruleset) { r.Chains[1].Name = "x" },
+		"table":      func(r *ruleset.Ruleset) { r.Table = "other" },
+		"rule":       func(r *ruleset.Ruleset) { r.Chains[0].Rules[0] += " " },
+		"chain name": func(r *ruleset.Ruleset) { r.Chains[1].Name = "x" },
 		"base chain": func(r *ruleset.Ruleset) {
 			r.Chains[0].Base = &ruleset.BaseChain{Type: "filter", Hook: "forward", Priority: "filter", Policy: "accept"}
 		},
