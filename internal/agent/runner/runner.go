@@ -200,8 +200,12 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 	return r.renderer.Render(snap), verdicts, *r.firewall, nil
 }
 
-// Sync renders and applies once and reports verdicts.
+// Sync renders and applies once and reports verdicts before it returns.
 func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
+	return r.sync(ctx, r.report)
+}
+
+func (r *Runner) sync(ctx context.Context, report func(context.Context, []model.Verdict, bool)) (Outcome, error) {
 	rs, verdicts, fw, err := r.Render()
 	if err != nil {
 		return Outcome{}, err
@@ -212,12 +216,12 @@ func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
 	}
 	if fw.DryRun {
 		r.opts.Log.Info("firewall spec has dryRun set; ruleset rendered but not applied")
-		r.report(ctx, verdicts, false)
+		report(ctx, verdicts, false)
 		r.observe(ctx, SyncResult{Firewall: fw, DryRun: true, Time: time.Now()})
 		return out, nil
 	}
 	out.Result, err = r.applier.Apply(ctx, rs)
-	r.report(ctx, verdicts, err == nil)
+	report(ctx, verdicts, err == nil)
 	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now()})
 	return out, err
 }
@@ -248,6 +252,40 @@ func (r *Runner) report(ctx context.Context, verdicts []model.Verdict, applied b
 // Run syncs after every notification (debounced) until ctx ends, retrying failures with
 // exponential backoff.
 func (r *Runner) Run(ctx context.Context) error {
+	// Reports (CWNP status writes: 1,000 of them after the first sync) run beside the loop,
+	// so that they never hold up the next change on its way to the kernel; a newer report
+	// replaces one that has not started yet.
+	type pending struct {
+		verdicts []model.Verdict
+		applied  bool
+	}
+	reports := make(chan pending, 1)
+	reporterDone := make(chan struct{})
+	go func() {
+		defer close(reporterDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-reports:
+				r.report(ctx, p.verdicts, p.applied)
+			}
+		}
+	}()
+	defer func() { <-reporterDone }()
+	queueReport := func(_ context.Context, verdicts []model.Verdict, applied bool) {
+		for {
+			select {
+			case reports <- pending{verdicts, applied}:
+				return
+			default:
+			}
+			select { // drop the report that did not start yet
+			case <-reports:
+			default:
+			}
+		}
+	}
 	backoff := time.Duration(0)
 	var retry <-chan time.Time
 	for {
@@ -268,7 +306,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		default:
 		}
 
-		out, err := r.Sync(ctx)
+		out, err := r.sync(ctx, queueReport)
 		switch {
 		case errors.Is(err, ErrNotReady):
 			retry = nil
