@@ -89,7 +89,16 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 	}
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { push() },
-		UpdateFunc: func(any, any) { push() },
+		UpdateFunc: func(oldObj, newObj any) {
+			// A CWNP update with the same generation changed only status or metadata (our own
+			// status writes, 1,000 of them after the first sync): nothing to render.
+			o, okOld := oldObj.(*v1.ClusterwideNetworkPolicy)
+			n, okNew := newObj.(*v1.ClusterwideNetworkPolicy)
+			if okOld && okNew && o.Generation == n.Generation {
+				return
+			}
+			push()
+		},
 		DeleteFunc: func(any) { push() },
 	}
 	if s.Policies {
