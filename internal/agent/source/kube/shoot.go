@@ -88,7 +88,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		}
 	}
 	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { push() },
+		AddFunc: func(any) { push() },
 		UpdateFunc: func(oldObj, newObj any) {
 			// A CWNP update with the same generation changed only status or metadata (our own
 			// status writes, 1,000 of them after the first sync): nothing to render.
