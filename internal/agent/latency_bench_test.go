@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
@@ -102,7 +103,12 @@ func BenchmarkCWNPToKernel(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	dir := b.TempDir()
+	// Not b.TempDir: the agent may still be writing its rule file when the benchmark ends.
+	dir, err := os.MkdirTemp("", "palisade-latency-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
 		b.Fatal(err)
@@ -215,13 +221,18 @@ nftables: {ruleFile: %[2]s/rules.v4}
 	var latencies []time.Duration
 	b.ResetTimer()
 	for gen := 1; gen <= 100; gen++ {
-		var p v1.ClusterwideNetworkPolicy
-		if err := c.Get(ctx, client.ObjectKey{Namespace: "firewall", Name: "policy-0007"}, &p); err != nil {
-			b.Fatal(err)
-		}
-		p.Spec.Egress[0].To = cidrs(7, gen)
-		written := time.Now()
-		if err := c.Update(ctx, &p); err != nil {
+		var written time.Time
+		// The agent writes the policy's status meanwhile: retry on conflicts.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var p v1.ClusterwideNetworkPolicy
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "firewall", Name: "policy-0007"}, &p); err != nil {
+				return err
+			}
+			p.Spec.Egress[0].To = cidrs(7, gen)
+			written = time.Now()
+			return c.Update(ctx, &p)
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
 		key := [3]byte{30, byte(gen / 256), byte(gen % 256)}
