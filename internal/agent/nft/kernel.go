@@ -247,9 +247,9 @@ type SetElement = ruleset.Element
 
 // AddElements adds elements to the named set of the table in one transaction, each expiring
 // after timeout (0: never; the set needs `flags timeout` for a timeout). It does not touch
-// anything else and is safe to call while the applier runs: the applier never rewrites a
-// set whose definition and rendered elements did not change. For sets the agent renders
-// with elements of its own, the next full sync replaces what was added here.
+// anything else and is safe to call while the applier runs: a delta never rewrites a set
+// whose definition and rendered elements did not change; a full sync recreates every set
+// (see the package doc).
 func (l *Netlink) AddElements(_ context.Context, setName, setType string, elems []SetElement, timeout time.Duration) error {
 	return l.elements(setName, setType, elems, timeout, true)
 }

@@ -41,10 +41,12 @@
 //   - Netlink.Counters(ctx): every named counter of the table (packets, bytes), keyed by name;
 //     ruleset.PolicyCounter(key) / ruleset.ServiceCounter(key) give the name of an object's
 //     counter, stable across applies.
-//   - Netlink.AddElements(ctx, set, elements, timeout) / DeleteElements: element-wise updates of
-//     a named set of the table, one transaction per call, no ruleset apply involved (for sets
-//     with `flags timeout`, e.g. per-policy FQDN sets filled by a DNS proxy). The sets must be
-//     part of the rendered ruleset, or the next full sync removes them.
+//   - Netlink.AddElements(ctx, set, type, elements, timeout) / DeleteElements: element-wise
+//     updates of a named set of the table, one transaction per call, no ruleset apply involved
+//     (for sets with `flags timeout`, e.g. per-policy FQDN sets filled by a DNS proxy). The sets
+//     must be part of the rendered ruleset (rendered without elements), or the next full sync
+//     removes them; a full sync also recreates them empty, so their owner refills them after
+//     one (runner.SyncResult.Full). Deltas never touch a set whose rendered elements did not change.
 package nft
 
 import (
@@ -94,7 +96,7 @@ func (b *Batch) Len() int { return len(b.ops) }
 
 func (b *Batch) add(o op) { b.ops = append(b.ops, o) }
 
-// Names lists what the batch leaves in the table; used by fakes.
+// apply replays the batch on an inventory of names (FakeKernel).
 func (b *Batch) apply(inv *Inventory) {
 	del := func(list *[]string, name string) {
 		*list = slices.DeleteFunc(*list, func(n string) bool { return n == name })

@@ -34,9 +34,12 @@ type SyncResult struct {
 	// Applied is true when the kernel holds the ruleset of this firewall part (also when
 	// nothing had to change); false when the apply failed or dryRun kept it from the kernel.
 	Applied bool
-	Err     error
-	DryRun  bool
-	Time    time.Time
+	// Full is true when the apply was a full sync: every set was recreated (owners of
+	// element-wise sets such as FQDN sets refill theirs).
+	Full   bool
+	Err    error
+	DryRun bool
+	Time   time.Time
 }
 
 // SyncObserver is told about every sync (not about syncs that waited for sources).
@@ -222,7 +225,7 @@ func (r *Runner) sync(ctx context.Context, report func(context.Context, []model.
 	}
 	out.Result, err = r.applier.Apply(ctx, rs)
 	report(ctx, verdicts, err == nil)
-	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now()})
+	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Full: out.Result.Full, Err: err, Time: time.Now()})
 	return out, err
 }
 
