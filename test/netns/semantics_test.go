@@ -315,6 +315,17 @@ func TestRobustness(t *testing.T) {
 		{name: "hostile network IDs", firewall: `
       rateLimits: [{networkID: "x\"; flush ruleset #", rate: 10}]
       egressRules: [{networkID: "y } ; #", ips: [10.99.0.1]}]`, log: `is not attached to the firewall`},
+		{name: "hostile network prefixes and SNAT IPs", firewall: `
+      firewallNetworks:
+      - {networkID: dmz, networkType: privatesecondaryshared, vrf: 2, prefixes: [10.2.0.0/24, "fd02::/64", "10.3.0.0/16 } accept ; #"]}
+      egressRules: [{networkID: dmz, ips: ["10.2.0.1\"; drop"]}]`, log: `is not a CIDR; skipped`},
+		{name: "hostile service type", services: `
+    - name: type
+      namespace: x
+      type: "LoadBalancer; accept"
+      ips: [10.2.0.2]
+      ports: [{protocol: TCP, port: 8080}]`,
+			extra: []Probe{drop(s.outside, "tcp", "10.2.0.2:8080")}},
 		{name: "duplicate objects", services: `
     - name: good
       namespace: x
