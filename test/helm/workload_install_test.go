@@ -28,12 +28,12 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/knftables"
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/testenv"
 )
 
@@ -227,7 +227,7 @@ reporting: {interval: 1s}
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := agent.NewWith(cfg, log, knftables.NewFake(knftables.InetFamily, "firewall"), nil)
+	a, err := agent.NewWith(cfg, log, &nft.FakeKernel{})
 	if err != nil {
 		t.Fatal(err)
 	}
