@@ -2,6 +2,7 @@ package netns
 
 import (
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -57,11 +58,13 @@ func newSingle(t *testing.T) *single {
 	}
 	s.nodeServer = l.Serve(s.node, listens...)
 	// UDP answers from the address asked, so bind each address (a wildcard socket may answer
-	// from another address of the interface, which conntrack would not match).
+	// from another address of the interface, which conntrack would not match). TCP 53 is bound
+	// per address too: the DNS tests run their resolver on another address of the outside.
+	outsideListens := slices.DeleteFunc(slices.Clone(listens), func(l [2]string) bool { return l[1] == "[::]:53" })
 	for _, a := range []string{outside4, outside4b, "[" + outside6 + "]", "[" + outside6b + "]"} {
-		listens = append(listens, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":5353"}, [2]string{"udp", a + ":123"})
+		outsideListens = append(outsideListens, [2]string{"tcp", a + ":53"}, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":5353"}, [2]string{"udp", a + ":123"})
 	}
-	s.outsideServer = l.Serve(s.outside, listens...)
+	s.outsideServer = l.Serve(s.outside, outsideListens...)
 	s.agent = l.NewAgent(s.fw)
 	// These tests check what policies and services open; the seed's default egress is
 	// tested on its own (default_test.go).
