@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -130,7 +131,8 @@ func TestNetlinkEqualsNft(t *testing.T) {
 		snap, _ := model.Compose(fw, append(fixture.Policies(), model.DefaultEgress(), fqdn, model.PolicyInput{Key: model.ObjectKey{Source: "shoot", Name: "all"},
 			Spec: model.PolicySpec{Egress: []model.EgressRule{{To: []model.IPBlock{{CIDR: "192.0.2.0/24"}, {CIDR: "2001:db8:5::/48"}}}}, Ingress: []model.IngressRule{{}}}}), fixture.Services())
 		r := ruleset.Render(snap, ruleset.Options{DNSProxyPort: 5353})
-		if !strings.Contains(Text(r), "redirect to :5353") || !strings.Contains(Text(r), "th dport 8000-8080 goto") {
+		if !strings.Contains(Text(r), "redirect to :5353") || !strings.Contains(Text(r), "th dport 8000-8080 goto") ||
+			!regexp.MustCompile(`daddr @fqdn-\S+ goto `).MatchString(Text(r)) {
 			t.Fatalf("the FQDN rule shapes are missing:\n%s", Text(r))
 		}
 		s, nl := newScratch(t, "firewall")
