@@ -18,6 +18,7 @@ import (
 
 	"github.com/palisade-fw/palisade/internal/agent"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/version"
 )
@@ -71,7 +72,7 @@ func run() int {
 	case *once:
 		out, err := a.Once(ctx, *wait)
 		if err != nil {
-			log.Error("apply failed; previous ruleset kept", "err", err)
+			log.Error("apply failed", "err", err, "previousRulesetKept", nft.PreviousKept(err))
 			return 1
 		}
 		st := out.Ruleset.Stats()

@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"sigs.k8s.io/knftables"
-
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
+	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
@@ -42,26 +41,25 @@ type Agent struct {
 
 // New builds the agent for cfg; it fails for sources that are configured but unusable.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	nftIface, err := knftables.New(knftables.InetFamily, cfg.Nftables.Table)
-	if err != nil {
-		return nil, fmt.Errorf("nftables: %w", err)
-	}
-	// Netlink works in the agent's own network namespace, like nft.
+	// Netlink works in the agent's own network namespace.
 	nl, err := nft.NewNetlink(cfg.Nftables.Table, "")
 	if err != nil {
 		return nil, err
 	}
-	return NewWith(cfg, log, nftIface, nl)
+	return NewWith(cfg, log, nl)
 }
 
-// NewWith builds the agent on a given nftables interface; nl may be nil (everything then goes
-// through nftIface, and the monitor reports no statistics).
-func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface, nl *nft.Netlink) (*Agent, error) {
+// NewWith builds the agent on a given kernel (tests use nft.FakeKernel); statistics are
+// reported only when it is the real *nft.Netlink.
+func NewWith(cfg *config.Config, log *slog.Logger, kernel nft.Kernel) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Agent{cfg: cfg, log: log, netlink: nl}
-	a.applier = nft.New(nftIface, nft.Options{RuleFile: cfg.Nftables.RuleFile, Netlink: nl, Log: log})
+	a := &Agent{cfg: cfg, log: log}
+	if nl, ok := kernel.(*nft.Netlink); ok {
+		a.netlink = nl
+	}
+	a.applier = nft.New(kernel, nft.Options{RuleFile: cfg.Nftables.RuleFile, Log: log})
 	ctl := cfg.Controllers
 	var dnsPort uint16
 	if cfg.DNS.ProxyEnabled() {
@@ -72,9 +70,12 @@ func NewWith(cfg *config.Config, log *slog.Logger, nftIface knftables.Interface,
 		return nil, err
 	}
 	a.runner = runner.New(measured, runner.Parts{Policies: ctl.CWNP != nil, Services: ctl.Service != nil},
-		runner.Options{Table: cfg.Nftables.Table, Log: log, DNSProxyPort: dnsPort})
+		runner.Options{Table: cfg.Nftables.Table, DefaultEgress: cfg.Nftables.DefaultEgressEnabled(), Log: log, DNSProxyPort: dnsPort})
 	if a.x.nft != nil {
 		a.runner.AddReporter(a.x.nft)
+	}
+	if cfg.Nftables.DefaultEgressEnabled() {
+		log.Info("default egress in force", "rule", model.DefaultEgressComment)
 	}
 	if err := a.wire(); err != nil {
 		return nil, err
@@ -266,8 +267,11 @@ func (a *Agent) DryRun(ctx context.Context, wait time.Duration, w io.Writer) err
 		return err
 	}
 	for _, v := range verdicts {
-		if !v.Accepted {
+		switch {
+		case !v.Accepted:
 			fmt.Fprintf(w, "# refused %s %s: %s\n", v.Kind, v.Key, v.Message)
+		case v.Key.Source == model.SourceDefault:
+			fmt.Fprintf(w, "# %s: %s\n", v.Key, v.Message)
 		}
 	}
 	diff, err := a.applier.Diff(ctx, rs)

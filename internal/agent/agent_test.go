@@ -14,18 +14,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/knftables"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/testenv"
 )
 
-// failingNFT rejects every transaction, like a kernel refusing the ruleset.
-type failingNFT struct{ knftables.Interface }
-
-func (failingNFT) Run(context.Context, *knftables.Transaction) error {
-	return errors.New("nft: Error: Could not process rule: No such file or directory")
+// failingKernel rejects every transaction, like a kernel refusing the ruleset.
+func failingKernel() *nft.FakeKernel {
+	return &nft.FakeKernel{Fail: errors.New("netlink transaction: Could not process rule: invalid argument")}
 }
 
 // The whole agent against a real API server (seed and workload cluster in one): --once reads
@@ -97,8 +95,8 @@ host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(iface knftables.Interface) error {
-		a, err := NewWith(cfg, nil, iface, nil)
+	run := func(kernel nft.Kernel) error {
+		a, err := NewWith(cfg, nil, kernel)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +106,7 @@ host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
 		return err
 	}
 
-	if err := run(knftables.NewFake(knftables.InetFamily, "firewall")); err != nil {
+	if err := run(&nft.FakeKernel{}); err != nil {
 		t.Fatal(err)
 	}
 	var got v2.Firewall
@@ -155,7 +153,7 @@ host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
 	if err := c.Update(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(failingNFT{knftables.NewFake(knftables.InetFamily, "firewall")}); err == nil {
+	if err := run(failingKernel()); err == nil {
 		t.Fatal("a failing apply succeeded")
 	}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(fw), &got); err != nil {
@@ -174,7 +172,7 @@ host: {ssh: {authorizedKeysFile: "-"}, egressStateFile: %[2]s/egress.json}
 
 	// Running (not --once): the spec that failed above is applied and reported, and the
 	// periodic report keeps lastRun fresh while the rules stay in place.
-	a, err := NewWith(cfg, nil, knftables.NewFake(knftables.InetFamily, "firewall"), nil)
+	a, err := NewWith(cfg, nil, &nft.FakeKernel{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,9 @@ import (
 var resolvConf = "/etc/resolv.conf"
 
 // newDNSProxy builds the DNS proxy from the dns block. It writes into the agent's table
-// through google/nftables (dnsproxy.NftSets); the merge with the one-kernel-path applier
-// can hand in another dnsproxy.SetUpdater here.
+// through google/nftables, the agent's one kernel library (dnsproxy.NftSets: one batch over
+// several sets with a timeout per element, which nft.Netlink.AddElements does not offer).
+// The applier's full syncs keep these timeout sets and their elements.
 func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 	d := a.cfg.DNS
 	var ups []netip.AddrPort

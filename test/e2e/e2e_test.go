@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -246,7 +245,8 @@ func TestManagerAndAgent(t *testing.T) {
 	t.Log("an agent that cannot apply its rules keeps its firewall not Connected, and the rollout waits")
 	updateDeployment(g, deploy, func(d *v2.FirewallDeployment) { d.Spec.Template.Spec.Image = "firewall-ubuntu-3.0.20240201" })
 	third := waitForMachine(g, []string{first.ID, second.ID})
-	StartAgent(t, s.Lab, s.firewalls[2], third.Allocation.Hostname, third.Allocation.UserData, failingNft(t)...)
+	refuseRules(t, s.Lab, s.firewalls[2])
+	StartAgent(t, s.Lab, s.firewalls[2], third.Allocation.Hostname, third.Allocation.UserData)
 	g.Eventually(func(g Gomega) {
 		fw := firewall(g, third.Allocation.Hostname)
 		cond := meta.FindStatusCondition(fw.Status.Conditions, v2.ConditionConnected)
@@ -281,34 +281,13 @@ func TestNoControllerConnection(t *testing.T) {
 	}, 90*time.Second).Should(Succeed())
 }
 
-// failingNft makes every ruleset load of the agent fail, as a kernel that refuses the rules
-// would: `nft -f` fails, while dry runs (`--check`, which the nftables library uses to probe
-// nft at start) and listings still work.
-func failingNft(t *testing.T) []string {
+// refuseRules makes every apply of the agent in ns fail, as a kernel that refuses the rules
+// would: its table already holds a base chain "forward" on another hook, which the kernel
+// never lets an apply change (the transaction fails with "operation not supported").
+func refuseRules(t *testing.T, lab *netns.Lab, ns string) {
 	t.Helper()
-	nftPath, err := exec.LookPath("nft")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	script := `#!/bin/sh
-check=; load=
-for a in "$@"; do
-  case "$a" in
-    -c|--check) check=1 ;;
-    -f|--file) load=1 ;;
-  esac
-done
-if [ -n "$load" ] && [ -z "$check" ]; then
-  echo 'Error: Could not process rule: Operation not permitted (simulated)' >&2
-  exit 1
-fi
-exec ` + nftPath + ` "$@"
-`
-	if err := os.WriteFile(dir+"/nft", []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+	lab.In(ns, "nft", "add", "table", "inet", "firewall")
+	lab.In(ns, "nft", "add", "chain", "inet", "firewall", "forward", "{ type filter hook prerouting priority 0 ; }")
 }
 
 func waitForMachine(g Gomega, except []string) metalsim.MachineSnapshot {

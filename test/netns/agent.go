@@ -50,6 +50,9 @@ type Agent struct {
 	NS      string
 	Dir     string
 	RuleDir string
+	// Nftables holds extra lines of the config's nftables block (indented by two spaces),
+	// e.g. "  defaultEgress: false\n".
+	Nftables string
 }
 
 // NewAgent prepares an agent for ns with a private directory for its config and rule file.
@@ -67,7 +70,7 @@ func (a *Agent) RuleFile() string { return filepath.Join(a.RuleDir, "firewall-co
 // the namespace. It returns the agent's output and error.
 func (a *Agent) Once(config string, extraArgs ...string) (string, error) {
 	path := filepath.Join(a.Dir, "config.yaml")
-	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile())
+	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile()) + a.Nftables
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		return "", err
 	}

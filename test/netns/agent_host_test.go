@@ -24,7 +24,7 @@ import (
 func (a *Agent) runAgent(t *testing.T, config string) {
 	t.Helper()
 	path := filepath.Join(a.Dir, "config.yaml")
-	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile())
+	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile()) + a.Nftables
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}

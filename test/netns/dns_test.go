@@ -149,7 +149,7 @@ func (a *Agent) startAgent(config string) *daemon {
 	t := a.lab.t
 	t.Helper()
 	path := filepath.Join(a.Dir, "config.yaml")
-	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile())
+	full := config + fmt.Sprintf("\nnftables:\n  ruleFile: %s\n", a.RuleFile()) + a.Nftables
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package netns
 
 import (
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -14,7 +15,8 @@ func TestMain(m *testing.M) {
 // single is one firewall between an outside host and one cluster node:
 //
 //	outside 10.99.0.2, .3 / fd99::2, ::3  --  fw 10.99.0.1 / fd99::1
-//	fw 10.1.0.1 / fd01::1  --  node 10.1.0.10 / fd01::10 (LB IPs 10.2.0.0/24, fd02::/64 on lo)
+//	fw 10.1.0.1 / fd01::1  --  node 10.1.0.10 / fd01::10 (LB IPs 10.2.0.0/24, fd02::/64 on lo:
+//	the DMZ network, the cluster side of the firewall)
 type single struct {
 	*Lab
 	outside, fw, node string
@@ -51,17 +53,22 @@ func newSingle(t *testing.T) *single {
 	l.Route(s.fw, "fd02::/64", node6)
 
 	var listens [][2]string
-	for _, p := range []string{"22", "443", "6443", "8080", "8443", "80", "30080"} {
+	for _, p := range []string{"22", "53", "443", "6443", "8080", "8132", "8443", "80", "30080"} {
 		listens = append(listens, [2]string{"tcp", "[::]:" + p})
 	}
 	s.nodeServer = l.Serve(s.node, listens...)
 	// UDP answers from the address asked, so bind each address (a wildcard socket may answer
-	// from another address of the interface, which conntrack would not match).
+	// from another address of the interface, which conntrack would not match). TCP 53 is bound
+	// per address too: the DNS tests run their resolver on another address of the outside.
+	outsideListens := slices.DeleteFunc(slices.Clone(listens), func(l [2]string) bool { return l[1] == "[::]:53" })
 	for _, a := range []string{outside4, outside4b, "[" + outside6 + "]", "[" + outside6b + "]"} {
-		listens = append(listens, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":5353"})
+		outsideListens = append(outsideListens, [2]string{"tcp", a + ":53"}, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":5353"}, [2]string{"udp", a + ":123"})
 	}
-	s.outsideServer = l.Serve(s.outside, listens...)
+	s.outsideServer = l.Serve(s.outside, outsideListens...)
 	s.agent = l.NewAgent(s.fw)
+	// These tests check what policies and services open; the seed's default egress is
+	// tested on its own (default_test.go).
+	s.agent.Nftables = "  defaultEgress: false\n"
 	return s
 }
 
@@ -77,6 +84,8 @@ sources:
     firewall:
       internalPrefixes: [10.0.0.0/8, "fd00::/8"]
       clusterPrefixes: [10.1.0.0/24, "fd01::/64"]
+      firewallNetworks:
+      - {networkID: dmz, networkType: privatesecondaryshared, vrf: 2, prefixes: [10.2.0.0/24, "fd02::/64"]}
 `
 
 func pass(ns, proto, dst string) Probe { return Probe{NS: ns, Proto: proto, Dst: dst, Want: true} }

@@ -136,7 +136,14 @@ type Nftables struct {
 	// RuleFile is where the applied ruleset is written; default
 	// /etc/nftables/firewall-controller.v4.
 	RuleFile string `json:"ruleFile,omitempty"`
+	// DefaultEgress is the egress metal-stack allows "without further configuration"
+	// (release v0.6.0): TCP 443 and TCP/UDP 53 from the cluster to every destination
+	// (capped by allowedNetworks). On unless set to false.
+	DefaultEgress *bool `json:"defaultEgress,omitempty"`
 }
+
+// DefaultEgressEnabled tells whether the seed's default egress is in force.
+func (n Nftables) DefaultEgressEnabled() bool { return n.DefaultEgress == nil || *n.DefaultEgress }
 
 // Secret is a string that never shows up in logs or errors.
 type Secret string

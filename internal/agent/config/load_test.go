@@ -245,3 +245,26 @@ func TestDNSKeys(t *testing.T) {
 		}
 	}
 }
+
+// The seed's default egress is on unless nftables.defaultEgress is false.
+func TestDefaultEgressKey(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want bool
+	}{
+		{"", true},
+		{"nftables: {defaultEgress: true}\n", true},
+		{"nftables: {defaultEgress: false}\n", false},
+	} {
+		cfg, err := Parse([]byte("name: fw\ncontrollers:\n  firewall: {source: static}\nsources:\n  static: {}\n" + c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if got := cfg.Nftables.DefaultEgressEnabled(); got != c.want {
+			t.Errorf("%q: default egress %v, want %v", c.yaml, got, c.want)
+		}
+	}
+	if _, err := Parse([]byte("name: fw\ncontrollers:\n  firewall: {source: static}\nsources:\n  static: {}\nnftables: {defaultEgress: nope}\n")); err == nil {
+		t.Error("a non-boolean defaultEgress was accepted")
+	}
+}

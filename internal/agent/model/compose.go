@@ -1,7 +1,10 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -42,11 +45,14 @@ func Compose(fw Firewall, policies []PolicyInput, services []ServiceInput) (Snap
 func ComposePolicies(fw Firewall, policies []PolicyInput) ([]Policy, []Verdict) {
 	var out []Policy
 	var verdicts []Verdict
-	for _, in := range policies {
-		v := Verdict{Key: in.Key, Kind: "ClusterwideNetworkPolicy", Generation: in.Generation}
-		p, err := ParsePolicy(in.Key, in.Spec)
+	for _, in := range dedupePolicies(policies) {
+		v := Verdict{Key: in.Key, Kind: KindPolicy, Generation: in.Generation}
+		p, err := in.parse()
 		if err == nil {
-			err = fw.Allowed.checkPolicy(p)
+			p, err = fw.Allowed.capPolicy(p)
+		}
+		if err == nil && in.refused != "" {
+			err = errors.New(in.refused)
 		}
 		if err != nil {
 			v.Message = err.Error()
@@ -66,11 +72,20 @@ func ComposePolicies(fw Firewall, policies []PolicyInput) ([]Policy, []Verdict) 
 func ComposeServices(fw Firewall, services []ServiceInput) ([]Service, []Verdict) {
 	var out []Service
 	var verdicts []Verdict
-	for _, in := range services {
-		v := Verdict{Key: in.Key, Kind: "Service"}
+	for _, in := range dedupeServices(services) {
+		v := Verdict{Key: in.Key, Kind: KindService}
 		s, ok, err := ParseService(in.Key, in.Spec)
 		if err == nil && !ok {
 			continue
+		}
+		if err == nil && in.refused != "" {
+			err = errors.New(in.refused)
+		}
+		if err == nil {
+			err = fw.checkServiceIPs(s)
+		}
+		if err == nil && in.merged > 1 {
+			s.Notes = append(s.Notes, fmt.Sprintf("listed %d times with the same spec; merged", in.merged))
 		}
 		if err == nil {
 			err = fw.Allowed.checkService(s)
@@ -88,25 +103,150 @@ func ComposeServices(fw Firewall, services []ServiceInput) ([]Service, []Verdict
 	return out, verdicts
 }
 
-func (a *Allowed) checkPolicy(p Policy) error {
-	if a == nil {
-		return nil
+// Verdict kinds.
+const (
+	KindPolicy  = "ClusterwideNetworkPolicy"
+	KindService = "Service"
+)
+
+type policyInput struct {
+	PolicyInput
+	merged  int    // how many identical copies were merged into this one
+	refused string // why the key is refused (copies that differ)
+}
+
+func (in policyInput) parse() (Policy, error) {
+	if in.Key.Source == SourceDefault {
+		return defaultEgress(in.Spec)
 	}
-	for _, r := range p.Ingress {
-		for _, peer := range r.Peers {
-			if !containsPrefix(a.Ingress, peer.Prefix) {
-				return fmt.Errorf("ingress from %s is outside allowedNetworks.ingress", peer.Prefix)
+	p, err := ParsePolicy(in.Key, in.Spec)
+	if err == nil && in.merged > 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf("listed %d times with the same spec; merged", in.merged))
+	}
+	return p, err
+}
+
+type serviceInput struct {
+	ServiceInput
+	merged  int
+	refused string
+}
+
+// dedupe merges copies of one key with the same spec (they are equal, the first stands for
+// all) and refuses a key whose copies differ: which one is meant is unknowable, and picking
+// by list order would make the ruleset depend on it. It returns one entry per key in the
+// order of first appearance, with the number of copies and whether they differ.
+func dedupe[T any](in []T, key func(T) ObjectKey, spec func(T) any) (out []T, copies []int, differ []bool) {
+	index := make(map[ObjectKey]int, len(in))
+	for _, item := range in {
+		i, seen := index[key(item)]
+		if !seen {
+			index[key(item)] = len(out)
+			out, copies, differ = append(out, item), append(copies, 1), append(differ, false)
+			continue
+		}
+		copies[i]++
+		if !reflect.DeepEqual(spec(out[i]), spec(item)) {
+			differ[i] = true
+		}
+	}
+	return out, copies, differ
+}
+
+func duplicateRefusal(copies int) string {
+	return fmt.Sprintf("listed %d times with different specs; refused (which one is meant is unknown)", copies)
+}
+
+func dedupePolicies(in []PolicyInput) []policyInput {
+	items, copies, differ := dedupe(in, func(p PolicyInput) ObjectKey { return p.Key }, func(p PolicyInput) any { return p.Spec })
+	out := make([]policyInput, len(items))
+	for i, p := range items {
+		out[i] = policyInput{PolicyInput: p, merged: copies[i]}
+		if differ[i] {
+			out[i].refused = duplicateRefusal(copies[i])
+		}
+	}
+	return out
+}
+
+func dedupeServices(in []ServiceInput) []serviceInput {
+	items, copies, differ := dedupe(in, func(s ServiceInput) ObjectKey { return s.Key }, func(s ServiceInput) any { return s.Spec })
+	out := make([]serviceInput, len(items))
+	for i, s := range items {
+		out[i] = serviceInput{ServiceInput: s, merged: copies[i]}
+		if differ[i] {
+			out[i].refused = duplicateRefusal(copies[i])
+		}
+	}
+	return out
+}
+
+// capPolicy enforces allowedNetworks: a listed peer outside the allowed networks refuses the
+// policy; a rule that lists no peers ("every address") is narrowed to the allowed networks.
+func (a *Allowed) capPolicy(p Policy) (Policy, error) {
+	if a == nil {
+		return p, nil
+	}
+	for _, dir := range []struct {
+		name    string
+		rules   []Rule
+		allowed []netip.Prefix
+	}{{"ingress", p.Ingress, a.Ingress}, {"egress", p.Egress, a.Egress}} {
+		for i := range dir.rules {
+			r := &dir.rules[i]
+			if r.Everywhere {
+				r.Peers = nil
+				for _, pr := range dir.allowed {
+					r.Peers = append(r.Peers, Peer{Prefix: pr})
+				}
+				p.Notes = append(p.Notes, fmt.Sprintf("%s[%d]: every address within allowedNetworks.%s", dir.name, i, dir.name))
+				continue
+			}
+			for _, peer := range r.Peers {
+				if !containsPrefix(dir.allowed, peer.Prefix) {
+					if dir.name == "ingress" {
+						return Policy{}, fmt.Errorf("ingress from %s is outside allowedNetworks.ingress", peer.Prefix)
+					}
+					return Policy{}, fmt.Errorf("egress to %s is outside allowedNetworks.egress", peer.Prefix)
+				}
 			}
 		}
 	}
-	for _, r := range p.Egress {
-		for _, peer := range r.Peers {
-			if !containsPrefix(a.Egress, peer.Prefix) {
-				return fmt.Errorf("egress to %s is outside allowedNetworks.egress", peer.Prefix)
-			}
+	return p, nil
+}
+
+// checkServiceIPs refuses a load-balancer IP that no cluster, private, DMZ or external
+// network of the firewall holds: any cluster user can write spec.loadBalancerIP, and a rule
+// towards an arbitrary address would open the firewall towards it. (External networks are
+// allowed because metal-stack allocates LoadBalancer IPs there; the service rule matches only
+// sources outside the cluster prefixes, so it never opens egress.)
+func (fw Firewall) checkServiceIPs(s Service) error {
+	if s.Type != LoadBalancer {
+		return nil
+	}
+	for _, ip := range s.IPs {
+		if !containsAddr(fw.ServicePrefixes, ip) {
+			return fmt.Errorf("load-balancer IP %s is in no network of the firewall (%s); refused, a rule towards it would open the firewall towards it",
+				ip, describePrefixes(fw.ServicePrefixes))
 		}
 	}
 	return nil
+}
+
+func describePrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "no cluster, private, DMZ or external network is known"
+	}
+	const show = 4
+	var parts []string
+	for i, p := range ps {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ps)-show))
+			break
+		}
+		parts = append(parts, p.String())
+	}
+	return "cluster, private, DMZ and external networks: " + strings.Join(parts, ", ")
 }
 
 func (a *Allowed) checkService(s Service) error {

@@ -62,8 +62,8 @@ func (r FQDNRule) Matches(name string) bool {
 // and dnsPort; the zero value means "not set" (the agent then uses its configured resolvers).
 type DNSUpstream = netip.AddrPort
 
-// parseFQDNRule parses an egress rule with toFQDNs. A rule without ports opens nothing and
-// says so, like any other rule.
+// parseFQDNRule parses an egress rule with toFQDNs. A rule without ports opens every
+// protocol and port to the learned addresses and says so, like any other rule.
 func parseFQDNRule(path string, index int, out EgressRule) (FQDNRule, []string, bool, error) {
 	if len(out.To) > 0 {
 		// Upstream silently preferred `to`; a policy that says both is ambiguous.
@@ -84,8 +84,9 @@ func parseFQDNRule(path string, index int, out EgressRule) (FQDNRule, []string, 
 		}
 		rule.Ports = append(rule.Ports, pr)
 	}
+	// Like every other rule: no ports means every protocol and port (to the learned addresses).
 	if len(rule.Ports) == 0 {
-		return FQDNRule{}, []string{path + ": no ports given; list a protocol without port to allow all of its ports"}, false, nil
+		return rule, []string{path + ": no ports: every protocol and port"}, true, nil
 	}
 	return rule, nil, true, nil
 }

@@ -98,3 +98,18 @@ func TestDNSUpstreamFromSpec(t *testing.T) {
 		}
 	}
 }
+
+// A toFQDNs rule without ports opens every protocol and port to the learned addresses, like
+// every other rule without ports, and says so.
+func TestFQDNRuleWithoutPortsOpensEveryPort(t *testing.T) {
+	p, err := ParsePolicy(ObjectKey{Name: "p"}, PolicySpec{Egress: []EgressRule{{ToFQDNs: []FQDNSelector{{MatchName: "example.com"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.FQDN) != 1 || len(p.FQDN[0].Ports) != 0 || len(p.Egress) != 0 {
+		t.Errorf("rule: %+v", p)
+	}
+	if len(p.Notes) != 1 || p.Notes[0] != "egress[0]: no ports: every protocol and port" {
+		t.Errorf("notes: %q", p.Notes)
+	}
+}

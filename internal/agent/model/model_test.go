@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -63,30 +64,46 @@ func TestExceptOutsideBlockAppliesOverlapOnly(t *testing.T) {
 	}
 }
 
-func TestParsePolicyNotesFailClosed(t *testing.T) {
+// The CWNP API's documented semantics: no ports = every protocol and port, no peers = every
+// address; a toFQDNs rule opens only the addresses the DNS proxy learns.
+func TestParsePolicyDocumentedSemantics(t *testing.T) {
 	p, err := ParsePolicy(ObjectKey{Name: "p"}, PolicySpec{Egress: []EgressRule{
 		{Ports: []PolicyPort{{Port: p32(443)}}, ToFQDNs: []FQDNSelector{{MatchName: "example.com."}}},
 		{To: []IPBlock{{CIDR: "1.1.1.1/32"}}},
 		{Ports: []PolicyPort{{Protocol: str("udp")}}},
+		{Ports: []PolicyPort{{Port: p32(22)}}, To: []IPBlock{{CIDR: "2.2.2.0/24"}}},
 	}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(p.Notes) != 1 {
-		t.Errorf("notes: %v", p.Notes)
 	}
 	// The FQDN rule opens only what the DNS proxy learns, never "any destination".
 	if len(p.FQDN) != 1 || p.FQDN[0].Index != 0 {
 		t.Errorf("fqdn: %+v", p.FQDN)
 	}
-	// Only the last rule opens CIDRs: every UDP port to every address of both families.
-	if len(p.Egress) != 1 || len(p.Egress[0].Peers) != 2 || p.Egress[0].Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
-		t.Errorf("egress: %+v", p.Egress)
+	wantNotes := []string{
+		"egress[1]: no ports: every protocol and port",
+		"egress[2]: no to: every address",
+	}
+	if !slices.Equal(p.Notes, wantNotes) {
+		t.Errorf("notes: %q", p.Notes)
+	}
+	if len(p.Egress) != 3 {
+		t.Fatalf("egress: %+v", p.Egress)
+	}
+	if r := p.Egress[0]; !r.AllPorts() || r.Everywhere || len(r.Peers) != 1 {
+		t.Errorf("rule without ports: %+v", r)
+	}
+	if r := p.Egress[1]; r.AllPorts() || !r.Everywhere || len(r.Peers) != 2 || r.Ports[0] != (PortRange{Protocol: UDP, First: 0, Last: 65535}) {
+		t.Errorf("rule without to: %+v", r)
+	}
+	// protocol defaults to TCP
+	if r := p.Egress[2]; r.Ports[0] != (PortRange{Protocol: TCP, First: 22, Last: 22}) {
+		t.Errorf("default protocol: %+v", r)
 	}
 }
 
 func TestAllowedNetworksCap(t *testing.T) {
-	fw := ParseFirewall(FirewallSpec{AllowedNetworks: AllowedNetworks{Egress: []string{"10.0.0.0/8"}, Ingress: []string{"192.168.0.0/16"}}})
+	fw := ParseFirewall(FirewallSpec{ClusterPrefixes: []string{"1.2.3.0/24"}, AllowedNetworks: AllowedNetworks{Egress: []string{"10.0.0.0/8"}, Ingress: []string{"192.168.0.0/16"}}})
 	ok := PolicyInput{Key: ObjectKey{Name: "ok"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "10.1.0.0/16"}}}}}}
 	wide := PolicyInput{Key: ObjectKey{Name: "wide"}, Spec: PolicySpec{Egress: []EgressRule{{Ports: []PolicyPort{{Port: p32(1)}}, To: []IPBlock{{CIDR: "0.0.0.0/0"}}}}}}
 	svcOK := ServiceInput{Key: ObjectKey{Name: "svc-ok"}, Spec: ServiceSpec{IPs: []string{"1.2.3.4"}, Ports: []ServicePort{{Port: 1}}, SourceRanges: []string{"192.168.1.0/24"}}}
@@ -128,5 +145,39 @@ func TestParseFirewallSkipsBadEntries(t *testing.T) {
 	})
 	if len(fw.InternalPrefixes) != 1 || len(fw.RateLimits) != 1 || len(fw.SNAT[0].IPs) != 1 || len(fw.Warnings) != 3 {
 		t.Errorf("%+v", fw)
+	}
+}
+
+// The hand-written comparison says what reflect.DeepEqual says.
+func TestEqualInputsMatchDeepEqual(t *testing.T) {
+	base := func() ([]PolicyInput, []ServiceInput) {
+		return []PolicyInput{{Key: ObjectKey{Name: "a"}, Generation: 1, Spec: PolicySpec{
+			Ingress: []IngressRule{{Ports: []PolicyPort{{Protocol: str("UDP"), Port: p32(53)}}, From: []IPBlock{{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}}}},
+			Egress:  []EgressRule{{Ports: []PolicyPort{{Port: p32(1), EndPort: p32(2)}}, To: []IPBlock{{CIDR: "::/0"}}, ToFQDNs: []FQDNSelector{{MatchName: "x."}}}},
+		}}}, []ServiceInput{{Key: ObjectKey{Name: "s"}, Spec: ServiceSpec{Name: "s", IPs: []string{"10.0.0.1"}, Ports: []ServicePort{{Port: 80}}, SourceRanges: []string{"1.2.3.0/24"}}}}
+	}
+	changes := []func(p []PolicyInput, s []ServiceInput){
+		func(p []PolicyInput, s []ServiceInput) {},
+		func(p []PolicyInput, s []ServiceInput) { p[0].Generation = 2 },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].Ports[0].Port = p32(54) },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].Ports[0].Protocol = nil },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Ingress[0].From[0].Except = nil },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Egress[0].Ports[0].EndPort = p32(3) },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Egress[0].ToFQDNs[0].MatchPattern = "*" },
+		func(p []PolicyInput, s []ServiceInput) { p[0].Spec.Description = "d" },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.Ports[0].NodePort = 30000 },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.SourceRanges = append(s[0].Spec.SourceRanges, "x") },
+		func(p []PolicyInput, s []ServiceInput) { s[0].Spec.Type = "NodePort" },
+	}
+	for i, change := range changes {
+		p1, s1 := base()
+		p2, s2 := base()
+		change(p2, s2)
+		if got, want := EqualPolicyInputs(p1, p2), reflect.DeepEqual(p1, p2); got != want {
+			t.Errorf("change %d: policies equal %v, DeepEqual %v", i, got, want)
+		}
+		if got, want := EqualServiceInputs(s1, s2), reflect.DeepEqual(s1, s2); got != want {
+			t.Errorf("change %d: services equal %v, DeepEqual %v", i, got, want)
+		}
 	}
 }

@@ -3,8 +3,13 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
+
+// MaxRateMiBps is the largest rate limit the kernel accepts (about 147 Gbit/s): it keeps
+// bytes per second times 10^9 (ns) in 64 bits and refuses larger rates ("Value too large").
+const MaxRateMiBps = 17592
 
 // DefaultRuleFile is where the ruleset is written unless configured otherwise.
 const DefaultRuleFile = "/etc/nftables/firewall-controller.v4"
@@ -45,6 +50,26 @@ func ParseFirewall(spec FirewallSpec) Firewall {
 	if len(fw.ClusterPrefixes) == 0 {
 		fw.ClusterPrefixes = fw.InternalPrefixes
 	}
+	fw.ServicePrefixes = slices.Clone(fw.ClusterPrefixes)
+	for i, n := range spec.FirewallNetworks {
+		// Private networks (primary and DMZ) are the cluster side. External networks count
+		// too: metal-stack allocates LoadBalancer IPs from the project's internet network,
+		// and a service rule still matches only sources outside the cluster prefixes, so such
+		// an IP opens ingress towards the cluster, never egress. The underlay (the switch
+		// fabric) never holds service IPs.
+		if t := strings.ToLower(n.NetworkType); !strings.HasPrefix(t, "private") && t != "external" {
+			continue
+		}
+		for j, v := range n.Prefixes {
+			p, err := ParsePrefix(v)
+			switch {
+			case err != nil && !isPrivate(n.NetworkType): // primary ones were warned about above
+				warn("firewallNetworks[%d].prefixes[%d]: %v; skipped", i, j, err)
+			case err == nil && !containsPrefix(fw.ServicePrefixes, p):
+				fw.ServicePrefixes = append(fw.ServicePrefixes, p)
+			}
+		}
+	}
 
 	for i, rl := range spec.RateLimits {
 		n, ok := networks[rl.NetworkID]
@@ -55,6 +80,10 @@ func ParseFirewall(spec FirewallSpec) Firewall {
 			warn("rateLimits[%d]: network %q has no VRF; skipped", i, printable(rl.NetworkID))
 		case rl.Rate == 0:
 			warn("rateLimits[%d]: rate must be positive; skipped", i)
+		case rl.Rate > MaxRateMiBps:
+			// The kernel refuses token buckets this large; one bad limit must not fail the
+			// whole transaction.
+			warn("rateLimits[%d]: rate %d MiB/s is above %d; skipped", i, rl.Rate, MaxRateMiBps)
 		default:
 			fw.RateLimits = append(fw.RateLimits, RateLimit{NetworkID: rl.NetworkID, Interface: fmt.Sprintf("vrf%d", n.Vrf), MiBps: rl.Rate})
 		}

@@ -52,8 +52,8 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 	return p, nil
 }
 
-// parseRule parses one rule. ok is false when the rule is valid but opens nothing; notes
-// explain that and any part of the rule that was ignored.
+// parseRule parses one rule; notes explain what the rule opens where the manifest leaves
+// it implicit, and any part of the rule that was ignored.
 func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string) (rule Rule, notes []string, ok bool, err error) {
 	for i, port := range ports {
 		pr, err := parsePolicyPort(fmt.Sprintf("%s.ports[%d]", path, i), port)
@@ -70,12 +70,14 @@ func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string
 		rule.Peers = append(rule.Peers, peer)
 		notes = append(notes, exceptNotes...)
 	}
+	// As the CWNP API documents it (and Kubernetes NetworkPolicy): no ports means every
+	// protocol and port, no peers means every address.
 	if len(rule.Ports) == 0 {
-		return Rule{}, append(notes, path+": no ports given; list a protocol without port to allow all of its ports"), false, nil
+		notes = append(notes, path+": no ports: every protocol and port")
 	}
 	if len(rule.Peers) == 0 {
-		// Like Kubernetes NetworkPolicy: no peers means every address.
-		rule.Peers = []Peer{{Prefix: everyV4}, {Prefix: everyV6}}
+		rule.Peers, rule.Everywhere = []Peer{{Prefix: everyV4}, {Prefix: everyV6}}, true
+		notes = append(notes, fmt.Sprintf("%s: no %s: every address", path, peerKey))
 	}
 	return rule, notes, true, nil
 }

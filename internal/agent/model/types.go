@@ -42,11 +42,19 @@ type Peer struct {
 	Except []netip.Prefix
 }
 
-// Rule allows traffic between the cluster and Peers on Ports.
+// Rule allows traffic between the cluster and Peers on Ports. No Ports means every
+// protocol and port (the CWNP API and Kubernetes NetworkPolicy: a rule without ports is not
+// restricted by port).
 type Rule struct {
 	Peers []Peer
 	Ports []PortRange
+	// Everywhere marks peers the rule did not list ("every address"); allowedNetworks
+	// narrows them to the allowed networks instead of refusing the policy.
+	Everywhere bool
 }
+
+// AllPorts tells whether the rule matches every protocol and port.
+func (r Rule) AllPorts() bool { return len(r.Ports) == 0 }
 
 // ObjectKey names an object across sources.
 type ObjectKey struct {
@@ -72,6 +80,9 @@ type Policy struct {
 	// Notes explain parts that are not enforced (e.g. a rule without ports); they end up in
 	// the status.
 	Notes []string
+	// Comment replaces the generated comment of the policy's chain and counter (the
+	// default egress says where it comes from).
+	Comment string
 }
 
 // ServiceType is the kind of exposure of a Service.
@@ -115,7 +126,13 @@ type SNAT struct {
 
 // Firewall is the parsed firewall-wide configuration.
 type Firewall struct {
-	ClusterPrefixes  []netip.Prefix
+	ClusterPrefixes []netip.Prefix
+	// ServicePrefixes are where a load-balancer IP may lie: the cluster prefixes, the
+	// prefixes of every private network (primary and secondary, i.e. DMZ) and of the
+	// external networks (metal-stack allocates LoadBalancer IPs from the internet network).
+	// Anything else is refused: a rule towards an address no network of the firewall holds
+	// would open the firewall towards it.
+	ServicePrefixes  []netip.Prefix
 	InternalPrefixes []netip.Prefix
 	RateLimits       []RateLimit
 	SNAT             []SNAT

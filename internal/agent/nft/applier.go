@@ -9,27 +9,15 @@ import (
 	"sync"
 	"time"
 
-	"sigs.k8s.io/knftables"
-
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
 )
 
 // Options configure an Applier.
 type Options struct {
 	// RuleFile receives the complete ruleset after every successful apply, in a form
-	// `nft -f` loads at boot. It is written in the background; WaitFile waits for it.
-	// Empty disables the file.
+	// `nft -f` loads at boot. It is written in the background, after the kernel took the
+	// ruleset; WaitFile waits for it. Empty disables the file.
 	RuleFile string
-	// Check runs `nft --check` of the transaction before applying it. Off by default: the
-	// apply is one atomic transaction, so an invalid ruleset is rejected as a whole and the
-	// kernel keeps the previous one; nft's error names the offending line either way. The
-	// check only doubles the kernel work (0.4-0.8 s for the full benchmark ruleset).
-	Check bool
-	// Netlink, when set, lists the table (before a full sync and to read it back) and
-	// applies element-only changes of the maps in one netlink batch. Without it both go
-	// through nft (listing costs 0.3-0.6 s at 3,000 chains; an element change ~0.1 s,
-	// because nft loads every element of the map first). The agent sets it.
-	Netlink *Netlink
 	// Log receives errors of the background file writes; nil uses slog.Default.
 	Log *slog.Logger
 }
@@ -39,18 +27,15 @@ type Result struct {
 	Changed    bool // something was sent to the kernel
 	Full       bool // a full sync instead of a delta
 	Operations int
-	Netlink    bool          // the change went through one netlink batch, not nft
 	Inventory  time.Duration // listing the table before a full sync
-	Check      time.Duration
-	Run        time.Duration
+	Run        time.Duration // building and committing the transaction
 	ReadBack   time.Duration
 }
 
 // Applier keeps the agent's table equal to the last rendered ruleset.
 type Applier struct {
-	nft    knftables.Interface
+	kernel Kernel
 	opts   Options
-	lister Lister
 	file   *fileWriter
 
 	mu      sync.Mutex
@@ -58,28 +43,28 @@ type Applier struct {
 	version uint64           // counts successful applies; names the rule file's content
 }
 
-// New returns an Applier for the inet table managed through nft.
-func New(nft knftables.Interface, opts Options) *Applier {
+// New returns an Applier that talks to the kernel through k (a *Netlink in the agent).
+func New(k Kernel, opts Options) *Applier {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	a := &Applier{nft: nft, opts: opts, lister: jsonLister{nft: nft}}
-	if opts.Netlink != nil {
-		a.lister = opts.Netlink
-	}
-	a.file = newFileWriter(opts.RuleFile, a.Text, opts.Log)
+	a := &Applier{kernel: k, opts: opts}
+	a.file = newFileWriter(opts.RuleFile, Text, opts.Log)
 	return a
 }
 
 // Apply makes the kernel hold desired. Nothing is sent when desired equals what was applied
-// last. On any failure the kernel keeps the previous ruleset (transactions are atomic) and
-// the next Apply does a full sync. After a successful apply the rule file is written in the
-// background.
+// last. On any failure the next Apply is a full sync; the error says whether the kernel
+// kept the previous ruleset (PreviousKept). After a successful apply the rule file is
+// written in the background.
 func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 
 	var res Result
+	if err := checkUnique(desired); err != nil {
+		return res, &ApplyError{Kept: true, Err: err}
+	}
 	// A structural comparison stops at the first difference and costs a few milliseconds
 	// for thousands of elements (a digest of the whole ruleset costs more).
 	if a.last != nil && a.last.Equal(desired) {
@@ -87,58 +72,104 @@ func (a *Applier) Apply(ctx context.Context, desired *ruleset.Ruleset) (Result, 
 		return res, nil
 	}
 
-	if a.last != nil && a.opts.Netlink != nil && !a.opts.Check {
-		if changes, ok := elementOnlyDelta(a.last, desired); ok {
-			start := time.Now()
-			ops, err := a.opts.Netlink.applyElements(changes)
-			res.Run = time.Since(start)
-			if err == nil {
-				res.Changed, res.Netlink, res.Operations = true, true, ops
-				a.applied(desired)
-				return res, nil
-			}
-			// The batch is atomic, so nothing changed; nft says precisely what is wrong.
-			a.opts.Log.Warn("netlink element update failed; applying through nft", "err", err)
+	var batch *Batch
+	elementsOnly := false
+	if a.last != nil {
+		var ok bool
+		if batch, elementsOnly, ok = deltaBatch(a.last, desired); !ok {
+			batch = nil
 		}
 	}
-
-	tx, full, err := a.transaction(ctx, desired, &res)
-	if err != nil {
-		return res, err
-	}
-	res.Full, res.Operations = full, tx.NumOperations()
-
-	if a.opts.Check {
+	if batch == nil {
 		start := time.Now()
-		err := a.nft.Check(ctx, tx)
-		res.Check = time.Since(start)
+		existing, err := a.kernel.Inventory(ctx)
+		res.Inventory = time.Since(start)
 		if err != nil {
-			return res, fmt.Errorf("ruleset rejected by nft --check, previous ruleset kept: %w", err)
+			a.last = nil
+			return res, &ApplyError{Kept: true, Err: fmt.Errorf("listing the table: %w", err)}
 		}
+		batch, res.Full = fullBatch(desired, existing), true
 	}
+	res.Operations = batch.Len()
+
 	start := time.Now()
-	err = a.nft.Run(ctx, tx)
+	err := a.kernel.Commit(ctx, batch)
 	res.Run = time.Since(start)
-	if err != nil {
-		a.last = nil
-		return res, fmt.Errorf("applying ruleset failed, previous ruleset kept: %w", err)
+	a.last = nil // until the outcome is known
+	var ae *ApplyError
+	switch {
+	case errors.As(err, &ae): // the kernel's state is unknown: read back decides
+	case err != nil:
+		// The transaction is atomic: the kernel refused all of it.
+		return res, &ApplyError{Kept: true, Err: fmt.Errorf("the kernel refused the ruleset: %w", err)}
 	}
 	res.Changed = true
 
-	// A successful nft run is committed as a whole. After a full sync, read the table back
-	// and compare the inventory; deltas skip this, and any later failure falls back to a
-	// full sync, which reads back again.
-	if full {
+	if ae != nil || !elementsOnly {
 		start = time.Now()
-		err = a.verify(ctx, desired)
+		verr := a.verify(ctx, desired)
 		res.ReadBack = time.Since(start)
-		if err != nil {
-			a.last = nil
-			return res, err
+		if verr != nil {
+			// The kernel took the transaction (or may have); what it holds is not what was
+			// rendered.
+			return res, &ApplyError{Kept: false, Err: fmt.Errorf("ruleset applied, but reading it back: %w", verr)}
 		}
 	}
 	a.applied(desired)
 	return res, nil
+}
+
+// ApplyError is a failed Apply. Kept tells the truth about the kernel: true when it still
+// holds the previous ruleset (nothing was committed), false when the transaction was
+// committed but reading it back showed a difference.
+type ApplyError struct {
+	Kept bool
+	Err  error
+}
+
+func (e *ApplyError) Error() string {
+	if e.Kept {
+		return e.Err.Error() + "; previous ruleset kept"
+	}
+	return e.Err.Error() + "; the kernel holds the new ruleset, a full sync follows"
+}
+
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// PreviousKept tells whether err is an apply failure that left the previous ruleset in place.
+func PreviousKept(err error) bool {
+	var ae *ApplyError
+	return errors.As(err, &ae) && ae.Kept
+}
+
+// checkUnique refuses a ruleset that names one object twice; the kernel would merge the two
+// and the read back could never match. The renderer never produces one (model.Compose
+// merges or refuses duplicate objects); this keeps a bug from reaching the kernel.
+func checkUnique(r *ruleset.Ruleset) error {
+	seen := map[string]bool{}
+	dup := func(kind, name string) error {
+		if seen[kind+"\x00"+name] {
+			return fmt.Errorf("rendered ruleset holds %s %q twice; nothing sent to the kernel", kind, name)
+		}
+		seen[kind+"\x00"+name] = true
+		return nil
+	}
+	for _, c := range r.Chains {
+		if err := dup("chain", c.Name); err != nil {
+			return err
+		}
+	}
+	for _, st := range r.Sets {
+		if err := dup("set", st.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range r.Counters {
+		if err := dup("counter", c.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applied records that the kernel holds r and has the rule file follow.
@@ -154,32 +185,9 @@ func (a *Applier) WaitFile(ctx context.Context) error {
 	return a.file.wait(ctx)
 }
 
-// transaction builds a delta against the last applied ruleset when possible.
-func (a *Applier) transaction(ctx context.Context, desired *ruleset.Ruleset, res *Result) (*knftables.Transaction, bool, error) {
-	if a.last != nil {
-		tx := a.nft.NewTransaction()
-		err := addDelta(tx, a.last, desired)
-		if err == nil {
-			return tx, false, nil
-		}
-		if !errors.Is(err, errNeedFull) {
-			return nil, false, err
-		}
-	}
-	start := time.Now()
-	stale, err := a.Inventory(ctx)
-	res.Inventory = time.Since(start)
-	if err != nil {
-		return nil, false, err
-	}
-	tx := a.nft.NewTransaction()
-	addFull(tx, desired, stale)
-	return tx, true, nil
-}
-
 // Inventory lists the objects in the agent's table; a missing table is empty.
 func (a *Applier) Inventory(ctx context.Context) (Inventory, error) {
-	return a.lister.Inventory(ctx)
+	return a.kernel.Inventory(ctx)
 }
 
 // verify reads back the table and checks it holds exactly the desired objects.
@@ -228,18 +236,6 @@ func (a *Applier) Confirm(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// Text is the complete ruleset as an `nft -f` file. Every chain is flushed after it is
-// added, so loading the file over a table that holds these chains does not duplicate rules.
-func (a *Applier) Text(desired *ruleset.Ruleset) string {
-	tx := a.nft.NewTransaction()
-	var own Inventory
-	for _, c := range desired.Chains {
-		own.Chains = append(own.Chains, c.Name)
-	}
-	addFull(tx, desired, own)
-	return tx.String()
 }
 
 // Forget drops what the Applier knows, so the next Apply is a full sync.

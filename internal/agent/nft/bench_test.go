@@ -25,19 +25,17 @@ func benchInput() ([]model.PolicyInput, []model.ServiceInput) {
 
 // phases sums the phases of every Apply so the benchmark reports where the time goes.
 type phases struct {
-	n, netlink                      int
-	inventory, check, run, readBack float64
+	n                        int
+	inventory, run, readBack float64
+	operations               float64
 }
 
 func (p *phases) add(r Result) {
 	p.n++
-	if r.Netlink {
-		p.netlink++
-	}
 	p.inventory += r.Inventory.Seconds() * 1000
-	p.check += r.Check.Seconds() * 1000
 	p.run += r.Run.Seconds() * 1000
 	p.readBack += r.ReadBack.Seconds() * 1000
+	p.operations += float64(r.Operations)
 }
 
 func (p *phases) report(b *testing.B) {
@@ -45,11 +43,10 @@ func (p *phases) report(b *testing.B) {
 		return
 	}
 	n := float64(p.n)
-	b.ReportMetric(float64(p.netlink)/n, "netlink-fraction")
 	b.ReportMetric(p.inventory/n, "inventory-ms")
-	b.ReportMetric(p.check/n, "check-ms")
-	b.ReportMetric(p.run/n, "run-ms")
+	b.ReportMetric(p.run/n, "commit-ms")
 	b.ReportMetric(p.readBack/n, "readback-ms")
+	b.ReportMetric(p.operations/n, "operations")
 }
 
 func reportShape(b *testing.B, r *ruleset.Ruleset) {
@@ -71,29 +68,11 @@ func BenchmarkRender(b *testing.B) {
 	reportShape(b, r)
 }
 
-// BenchmarkCheck: nft --check of the complete ruleset in an empty namespace.
-func BenchmarkCheck(b *testing.B) {
-	requireNFT(b)
-	p, s := benchInput()
-	snap, _ := model.Compose(fixture.Firewall(), p, s)
-	r := ruleset.Render(snap, ruleset.Options{})
-	_, iface := newScratch(b, "firewall")
-	ap := New(iface, Options{})
-	tx := iface.NewTransaction()
-	addFull(tx, r, Inventory{})
-	for b.Loop() {
-		if err := ap.nft.Check(context.Background(), tx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportShape(b, r)
-}
-
-// agentApplier is configured as the agent configures it: netlink listing, no pre-check,
-// the rule file written in the background.
+// agentApplier is configured as the agent configures it: netlink into a throwaway
+// namespace, the rule file written in the background.
 func agentApplier(b *testing.B) (*scratch, *Applier) {
-	sc, iface := newScratch(b, "firewall")
-	return sc, New(iface, Options{RuleFile: b.TempDir() + "/rules.v4", Netlink: sc.Netlink(b, "firewall")})
+	sc, nl := newScratch(b, "firewall")
+	return sc, New(nl, Options{RuleFile: b.TempDir() + "/rules.v4"})
 }
 
 // waitFile waits for the background file write outside the timed part and reports it.
@@ -108,8 +87,8 @@ func waitFile(b *testing.B, ap *Applier, total *time.Duration) {
 }
 
 // BenchmarkApplyFull: the restart case, a full sync against what the kernel holds: render,
-// list the table, apply, read back. The rule file is written afterwards in the background
-// (reported as file-after-ms, not part of the time per op).
+// list the table, one transaction, read back. The rule file is written afterwards in the
+// background (file-after-ms, not part of the time per op).
 func BenchmarkApplyFull(b *testing.B) {
 	requireNFT(b)
 	p, s := benchInput()
@@ -134,8 +113,7 @@ func BenchmarkApplyFull(b *testing.B) {
 	reportShape(b, r)
 }
 
-// BenchmarkApplyFromEmpty: first boot, the table does not exist yet: render, apply, read
-// back.
+// BenchmarkApplyFromEmpty: first boot, the table does not exist yet.
 func BenchmarkApplyFromEmpty(b *testing.B) {
 	requireNFT(b)
 	p, s := benchInput()
@@ -160,32 +138,9 @@ func BenchmarkApplyFromEmpty(b *testing.B) {
 	b.ReportMetric(file.Seconds()*1000/float64(ph.n), "file-after-ms")
 }
 
-// BenchmarkApplyFullChecked is BenchmarkApplyFull with nft --check before the apply, for
-// comparison with the previous default.
-func BenchmarkApplyFullChecked(b *testing.B) {
-	requireNFT(b)
-	p, s := benchInput()
-	fw := fixture.Firewall()
-	sc, ap := agentApplier(b)
-	ap.opts.Check = true
-	_ = sc
-	var ph phases
-	for b.Loop() {
-		ap.Forget()
-		snap, _ := model.Compose(fw, p, s)
-		res, err := ap.Apply(context.Background(), ruleset.Render(snap, ruleset.Options{}))
-		if err != nil || !res.Full {
-			b.Fatalf("full=%v err=%v", res.Full, err)
-		}
-		ph.add(res)
-	}
-	ph.report(b)
-}
-
 // BenchmarkApplyOneCWNPChange: one policy changes one CIDR. As in the runner, only the
 // policies are composed again and the renderer reuses the services half; the element delta
-// goes to the kernel as one netlink batch. The rule file is written afterwards in the
-// background.
+// is one small transaction.
 func BenchmarkApplyOneCWNPChange(b *testing.B) {
 	requireNFT(b)
 	p, s := benchInput()
@@ -222,15 +177,18 @@ func BenchmarkApplyOneCWNPChange(b *testing.B) {
 	b.ReportMetric(file.Seconds()*1000/float64(ph.n), "file-after-ms")
 }
 
-// BenchmarkApplyNewCWNP: a policy is added (and the previous one removed): new chain and
-// counter, so the delta goes through nft instead of netlink.
+// BenchmarkApplyNewCWNP: a policy is added (and the previous one removed): new chain,
+// counter and elements in one delta, read back afterwards. As in the runner, only the
+// policies are composed and rendered again.
 func BenchmarkApplyNewCWNP(b *testing.B) {
 	requireNFT(b)
 	p, s := benchInput()
 	fw := fixture.Firewall()
 	_, ap := agentApplier(b)
-	snap, _ := model.Compose(fw, p, s)
-	if _, err := ap.Apply(context.Background(), ruleset.Render(snap, ruleset.Options{})); err != nil {
+	rend := ruleset.NewRenderer(ruleset.Options{})
+	pols, _ := model.ComposePolicies(fw, p)
+	svcs, _ := model.ComposeServices(fw, s)
+	if _, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})); err != nil {
 		b.Fatal(err)
 	}
 	extra := p[0]
@@ -238,39 +196,13 @@ func BenchmarkApplyNewCWNP(b *testing.B) {
 	var file time.Duration
 	for i := 0; b.Loop(); i++ {
 		extra.Key.Name = fmt.Sprintf("added-%d", i)
-		snap, _ := model.Compose(fw, append(p[:len(p):len(p)], extra), s)
-		res, err := ap.Apply(context.Background(), ruleset.Render(snap, ruleset.Options{}))
-		if err != nil || res.Full || res.Netlink || !res.Changed {
-			b.Fatalf("full=%v netlink=%v changed=%v err=%v", res.Full, res.Netlink, res.Changed, err)
+		pols, _ := model.ComposePolicies(fw, append(p[:len(p):len(p)], extra))
+		res, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs}))
+		if err != nil || res.Full || !res.Changed {
+			b.Fatalf("full=%v changed=%v err=%v", res.Full, res.Changed, err)
 		}
 		ph.add(res)
 		waitFile(b, ap, &file)
 	}
 	ph.report(b)
-}
-
-// BenchmarkUnchanged: a CWNP event that changes nothing (e.g. only its metadata): the policies
-// are composed and rendered again, compared, and nothing is sent: no nft call (asserted).
-func BenchmarkUnchanged(b *testing.B) {
-	requireNFT(b)
-	p, s := benchInput()
-	fw := fixture.Firewall()
-	sc, iface := newScratch(b, "firewall")
-	ap := New(iface, Options{Netlink: sc.Netlink(b, "firewall")})
-	rend := ruleset.NewRenderer(ruleset.Options{})
-	pols, _ := model.ComposePolicies(fw, p)
-	svcs, _ := model.ComposeServices(fw, s)
-	if _, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})); err != nil {
-		b.Fatal(err)
-	}
-	calls := sc.Calls(b)
-	for b.Loop() {
-		pols, _ := model.ComposePolicies(fw, p)
-		if res, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})); err != nil || res.Changed {
-			b.Fatalf("changed=%v err=%v", res.Changed, err)
-		}
-	}
-	if n := sc.Calls(b) - calls; n != 0 {
-		b.Fatalf("nft ran %d times for unchanged input", n)
-	}
 }

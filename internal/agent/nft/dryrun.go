@@ -21,7 +21,7 @@ func (a *Applier) Diff(ctx context.Context, desired *ruleset.Ruleset) (string, e
 	if err != nil {
 		return "", fmt.Errorf("listing the live table: %w", err)
 	}
-	want, err := ListInScratchNetns(ctx, a.Text(desired), desired.Table)
+	want, err := ListInScratchNetns(ctx, Text(desired), desired.Table)
 	if err != nil {
 		return "", err
 	}

@@ -6,8 +6,12 @@ import (
 	"os"
 
 	gnftables "github.com/google/nftables"
-	"sigs.k8s.io/knftables"
 )
+
+// Inventory is what the kernel holds in the agent's table, by object type.
+type Inventory struct {
+	Chains, Sets, Maps, Counters []string
+}
 
 // Lister reads what the kernel holds in the agent's table.
 type Lister interface {
@@ -20,24 +24,9 @@ type CounterValue struct {
 	Packets, Bytes uint64
 }
 
-// jsonLister lists through `nft --json --terse list table` (knftables ListAll). It works
-// everywhere nft does but costs 0.3-0.6 s at 3,000 chains.
-type jsonLister struct{ nft knftables.Interface }
-
-func (l jsonLister) Inventory(ctx context.Context) (Inventory, error) {
-	all, err := l.nft.ListAll(ctx)
-	if err != nil {
-		if knftables.IsNotFound(err) {
-			return Inventory{}, nil
-		}
-		return Inventory{}, fmt.Errorf("listing the table: %w", err)
-	}
-	return Inventory{Chains: all["chain"], Sets: all["set"], Maps: all["map"], Counters: all["counter"]}, nil
-}
-
-// Netlink talks to the kernel directly: it lists names and counter values without rules or
-// set elements (a few milliseconds for thousands of objects), and applies element-only
-// changes of concatenated maps in one batch without nft loading the whole map first.
+// Netlink is the agent's one path to the kernel (github.com/google/nftables): it commits
+// batches as one transaction, lists names and counter values without rules or set elements
+// (a few milliseconds for thousands of objects), and updates set elements.
 type Netlink struct {
 	table string
 	netns *os.File // nil: the process's network namespace

@@ -1,23 +1,17 @@
 package nft
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-
-	"sigs.k8s.io/knftables"
 )
 
-// scratch is a throwaway network namespace with an nft wrapper that runs every nft call
-// inside it and counts the calls.
+// scratch is a throwaway network namespace.
 type scratch struct {
-	ns    string
-	calls string // file with one line per nft call
+	ns string
 }
 
 func requireNFT(t testing.TB) {
@@ -32,8 +26,8 @@ func requireNFT(t testing.TB) {
 	}
 }
 
-// newScratch creates the namespace and returns a knftables interface bound to it.
-func newScratch(t testing.TB, table string) (*scratch, knftables.Interface) {
+// newScratch creates the namespace and returns the kernel path into it.
+func newScratch(t testing.TB, table string) (*scratch, *Netlink) {
 	t.Helper()
 	requireNFT(t)
 	b := make([]byte, 3)
@@ -43,38 +37,18 @@ func newScratch(t testing.TB, table string) (*scratch, knftables.Interface) {
 		t.Fatalf("ip netns add: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", s.ns).Run() })
-
-	nftPath, err := exec.LookPath("nft")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	s.calls = filepath.Join(dir, "calls")
-	script := fmt.Sprintf("#!/bin/sh\necho x >> %q\nexec ip netns exec %q %q \"$@\"\n", s.calls, s.ns, nftPath)
-	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// knftables resolves nft once, in New; the PATH change is needed only for that call.
-	oldPath := os.Getenv("PATH")
-	os.Setenv("PATH", dir+string(os.PathListSeparator)+oldPath)
-	iface, err := knftables.New(knftables.InetFamily, table)
-	os.Setenv("PATH", oldPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, iface
+	return s, s.Netlink(t, table)
 }
 
-// Calls returns how many times nft ran so far.
-func (s *scratch) Calls(t testing.TB) int {
-	data, err := os.ReadFile(s.calls)
-	if os.IsNotExist(err) {
-		return 0
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Count(string(data), "\n")
+// counting wraps a Kernel and counts commits.
+type counting struct {
+	Kernel
+	commits int
+}
+
+func (c *counting) Commit(ctx context.Context, b *Batch) error {
+	c.commits++
+	return c.Kernel.Commit(ctx, b)
 }
 
 // List returns the table as nft lists it, without counter values unless stateful.
@@ -101,7 +75,7 @@ func (s *scratch) Exec(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-// Netlink lists the table inside the namespace.
+// Netlink is the kernel path into the namespace.
 func (s *scratch) Netlink(t testing.TB, table string) *Netlink {
 	t.Helper()
 	l, err := NewNetlink(table, "/var/run/netns/"+s.ns)

@@ -60,18 +60,22 @@ func fqdnPart(policies []model.Policy, policyChains []string) (chain *Chain, set
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	egress := Chain{Name: ChainFQDNEgress, Comment: "toFQDNs: addresses learned by the DNS proxy, protocol, port"}
+	// toFQDNs: addresses learned by the DNS proxy, protocol, port -> policy chain.
+	egress := Chain{Name: ChainFQDNEgress}
 	for _, f := range families {
 		for _, t := range targets {
 			set := t.Set(f.v4)
 			sets = append(sets, Set{Name: set, Comment: comment("toFQDNs of " + t.Policy.String()), Type: f.addrType, Timeout: true})
+			head := fmt.Sprintf("%s saddr @%s%s %s daddr @%s", f.ip, SetCluster, f.suffix, f.ip, set)
+			if len(t.Rule.Ports) == 0 { // no ports: every protocol and port
+				egress.Rules = append(egress.Rules, fmt.Sprintf("%s goto %s", head, index[t.Policy]))
+			}
 			for _, pr := range t.Rule.Ports {
 				match := "meta l4proto " + pr.Protocol.String()
 				if pr.First != 0 || pr.Last != 65535 {
 					match += " th dport " + formatPorts(pr.First, pr.Last)
 				}
-				egress.Rules = append(egress.Rules, fmt.Sprintf("%s saddr @%s%s %s daddr @%s %s goto %s",
-					f.ip, SetCluster, f.suffix, f.ip, set, match, index[t.Policy]))
+				egress.Rules = append(egress.Rules, fmt.Sprintf("%s %s goto %s", head, match, index[t.Policy]))
 			}
 		}
 	}
@@ -89,14 +93,18 @@ func addFQDN(r *Ruleset, opts Options, chain *Chain, sets []Set) {
 	last := len(fwd.Rules) - 1
 	fwd.Rules = append(fwd.Rules[:last:last], "jump "+ChainFQDNEgress, fwd.Rules[last])
 	if opts.DNSProxyPort != 0 {
+		// The DNS of the cluster to the agent's DNS proxy.
 		redirect := Chain{
-			Name:    ChainDNSRedirect,
-			Comment: "DNS of the cluster to the agent's DNS proxy",
-			Base:    &BaseChain{Type: "nat", Hook: "prerouting", Priority: "dstnat", Policy: "accept"},
+			Name: ChainDNSRedirect,
+			Base: &BaseChain{Type: "nat", Hook: "prerouting", Priority: "dstnat", Policy: "accept"},
 		}
+		// One rule per protocol rather than an anonymous set: the kernel path compiles
+		// exactly the rule shapes the renderer emits (nft/compile.go).
 		for _, f := range families {
-			redirect.Rules = append(redirect.Rules, fmt.Sprintf("%s saddr @%s%s meta l4proto { tcp, udp } th dport 53 counter redirect to :%d",
-				f.ip, SetCluster, f.suffix, opts.DNSProxyPort))
+			for _, proto := range []string{"udp", "tcp"} {
+				redirect.Rules = append(redirect.Rules, fmt.Sprintf("%s saddr @%s%s meta l4proto %s th dport 53 counter redirect to :%d",
+					f.ip, SetCluster, f.suffix, proto, opts.DNSProxyPort))
+			}
 		}
 		r.Chains = append(r.Chains, redirect)
 	}

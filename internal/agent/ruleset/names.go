@@ -27,6 +27,15 @@ func objectName(prefix string, key model.ObjectKey) string {
 	return prefix + "-" + hashEncoding.EncodeToString(sum[:5]) + "-" + identifierSafe(readable)
 }
 
+// PolicyCounter is the name of a policy's chain and named counter: it counts the traffic the
+// policy accepts, and it keeps its value across every apply while the policy exists. Readers
+// of counters (metrics, status) use it to label a counter with the policy's name instead of
+// the hashed one.
+func PolicyCounter(key model.ObjectKey) string { return objectName("cwnp", key) }
+
+// ServiceCounter is the name of a Service's chain and named counter.
+func ServiceCounter(key model.ObjectKey) string { return objectName("svc", key) }
+
 // identifierSafe keeps letters, digits and . _ / - and replaces everything else.
 func identifierSafe(s string) string {
 	var b strings.Builder

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/palisade-fw/palisade/internal/agent/model"
@@ -23,13 +22,15 @@ const (
 
 // Set and map names; every one exists once per address family (suffix _v4, _v6).
 const (
-	SetCluster     = "cluster"      // prefixes of the cluster behind the firewall
-	SetInternal    = "internal"     // prefixes counted as internal traffic
-	SetIngressDest = "ingress_dst"  // cluster prefixes and load-balancer IPs: where ingress may go
-	MapEgress      = "cwnp_egress"  // daddr . proto . dport -> policy chain
-	MapIngress     = "cwnp_ingress" // saddr . proto . dport -> policy chain
-	MapServices    = "services"     // lb ip . proto . port . saddr -> service chain
-	MapNodePorts   = "nodeports"    // proto . node port . saddr -> service chain
+	SetCluster     = "cluster"          // prefixes of the cluster behind the firewall
+	SetInternal    = "internal"         // prefixes counted as internal traffic
+	SetIngressDest = "ingress_dst"      // cluster prefixes and load-balancer IPs: where ingress may go
+	MapEgress      = "cwnp_egress"      // daddr . proto . dport -> policy chain
+	MapIngress     = "cwnp_ingress"     // saddr . proto . dport -> policy chain
+	MapEgressAll   = "cwnp_egress_all"  // daddr -> policy chain, for rules without ports
+	MapIngressAll  = "cwnp_ingress_all" // saddr -> policy chain, for rules without ports
+	MapServices    = "services"         // lb ip . proto . port . saddr -> service chain
+	MapNodePorts   = "nodeports"        // proto . node port . saddr -> service chain
 )
 
 // Named counters outside the object chains.
@@ -101,6 +102,8 @@ type objectPart struct {
 	chains   []Chain
 	counters []Counter
 	maps     [2][2]Set // [family][which]
+	// allMaps are the policies' maps for rules without ports (every protocol and port).
+	allMaps [2][2]Set
 	// fqdnChain and fqdnSets are the toFQDNs rules (policies only; see fqdn.go).
 	fqdnChain *Chain
 	fqdnSets  []Set
@@ -112,8 +115,11 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 	for i, p := range policies {
 		names[i] = objectName("cwnp", p.Key)
 		what := "ClusterwideNetworkPolicy " + p.Key.String()
+		if p.Comment != "" {
+			what = p.Comment
+		}
 		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
-		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+		part.counters = append(part.counters, Counter{Name: names[i]})
 	}
 	// The maps are independent of each other; building them concurrently cuts the time of a
 	// large ruleset on more than one core.
@@ -124,6 +130,10 @@ func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
 		})
 		wg.Go(func() {
 			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
+		})
+		wg.Go(func() {
+			part.allMaps[fi][0] = allPortsMap(MapEgressAll+f.suffix, "CWNP egress without ports: destination", f, policies, names, func(p model.Policy) []model.Rule { return p.Egress })
+			part.allMaps[fi][1] = allPortsMap(MapIngressAll+f.suffix, "CWNP ingress without ports: source", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
 		})
 	}
 	wg.Wait()
@@ -138,7 +148,7 @@ func renderServices(services []model.Service, logAccepted bool) objectPart {
 		names[i] = objectName("svc", s.Key)
 		what := "Service " + s.Key.String()
 		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
-		part.counters = append(part.counters, Counter{Name: names[i], Comment: comment(what)})
+		part.counters = append(part.counters, Counter{Name: names[i]})
 	}
 	for fi, f := range families {
 		part.maps[fi][0] = servicesMap(f, services, names)
@@ -164,7 +174,7 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 			addressSet(SetCluster+f.suffix, "cluster prefixes", f, fw.ClusterPrefixes, nil),
 			addressSet(SetInternal+f.suffix, "internal prefixes", f, fw.InternalPrefixes, nil),
 			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lb),
-			pol.maps[fi][0], pol.maps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
+			pol.maps[fi][0], pol.maps[fi][1], pol.allMaps[fi][0], pol.allMaps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
 		)
 	}
 	r.Counters = append(r.Counters, pol.counters...)
@@ -176,7 +186,7 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 		r.Counters = append(r.Counters, Counter{Name: name})
 	}
 	for _, s := range fw.SNAT {
-		r.Counters = append(r.Counters, Counter{Name: snatCounter(s), Comment: comment("SNAT network " + s.NetworkID)})
+		r.Counters = append(r.Counters, Counter{Name: snatCounter(s)})
 	}
 	addFQDN(r, opts, pol.fqdnChain, pol.fqdnSets)
 	return r
@@ -184,9 +194,8 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 
 func forwardChain() Chain {
 	c := Chain{
-		Name:    ChainForward,
-		Comment: "default drop; allow-lists in verdict maps",
-		Base:    &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
+		Name: ChainForward,
+		Base: &BaseChain{Type: "filter", Hook: "forward", Priority: "filter + 1", Policy: "drop"},
 		Rules: []string{
 			"jump " + ChainAccounting,
 			"jump " + ChainRateLimit,
@@ -194,12 +203,17 @@ func forwardChain() Chain {
 			"ct state invalid counter name " + CounterInvalid + " drop",
 		},
 	}
+	// Egress starts in the cluster. Ingress (policies, services, node ports) goes to the
+	// cluster side and never starts in the cluster: an ingress rule cannot open egress.
 	for _, f := range families {
+		cluster, notCluster := fmt.Sprintf("%s saddr @%s%s", f.ip, SetCluster, f.suffix), fmt.Sprintf("%s saddr != @%s%s", f.ip, SetCluster, f.suffix)
 		c.Rules = append(c.Rules,
-			fmt.Sprintf("%s saddr @%s%s %s daddr . meta l4proto . th dport vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapEgress, f.suffix),
-			fmt.Sprintf("%s daddr @%s%s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, f.ip, MapIngress, f.suffix),
-			fmt.Sprintf("%s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, f.ip, MapServices, f.suffix),
-			fmt.Sprintf("%s daddr @%s%s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, f.ip, MapNodePorts, f.suffix),
+			fmt.Sprintf("%s %s daddr . meta l4proto . th dport vmap @%s%s", cluster, f.ip, MapEgress, f.suffix),
+			fmt.Sprintf("%s %s daddr vmap @%s%s", cluster, f.ip, MapEgressAll, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngress, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s %s saddr vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngressAll, f.suffix),
+			fmt.Sprintf("%s %s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", notCluster, f.ip, f.ip, MapServices, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, notCluster, f.ip, MapNodePorts, f.suffix),
 		)
 	}
 	// limit before log: the limit throttles the log, the counter still sees every drop.
@@ -208,7 +222,7 @@ func forwardChain() Chain {
 }
 
 func accountingChain() Chain {
-	c := Chain{Name: ChainAccounting, Comment: "traffic into and out of the cluster, internal or external"}
+	c := Chain{Name: ChainAccounting}
 	for _, f := range families {
 		cluster, internal := "@"+SetCluster+f.suffix, "@"+SetInternal+f.suffix
 		c.Rules = append(c.Rules,
@@ -222,7 +236,7 @@ func accountingChain() Chain {
 }
 
 func rateLimitChain(fw model.Firewall) Chain {
-	c := Chain{Name: ChainRateLimit, Comment: "rate limits per network"}
+	c := Chain{Name: ChainRateLimit}
 	for _, rl := range fw.RateLimits {
 		c.Rules = append(c.Rules, fmt.Sprintf("iifname %q limit rate over %d mbytes/second counter name %s drop",
 			identifierSafe(rl.Interface), rl.MiBps, CounterRateLimit))
@@ -232,9 +246,8 @@ func rateLimitChain(fw model.Firewall) Chain {
 
 func postroutingChain(fw model.Firewall) Chain {
 	c := Chain{
-		Name:    ChainPostrouting,
-		Comment: "SNAT of cluster traffic per network",
-		Base:    &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
+		Name: ChainPostrouting,
+		Base: &BaseChain{Type: "nat", Hook: "postrouting", Priority: "srcnat - 1", Policy: "accept"},
 	}
 	for _, s := range fw.SNAT {
 		for _, f := range families {
@@ -247,17 +260,17 @@ func postroutingChain(fw model.Firewall) Chain {
 			if len(ips) == 0 {
 				continue
 			}
-			target := ips[0]
-			if len(ips) > 1 {
-				// A stable choice per destination keeps a flow's source IP from changing.
-				pairs := make([]string, len(ips))
-				for i, ip := range ips {
-					pairs[i] = fmt.Sprintf("%d : %s", i, ip)
-				}
-				target = fmt.Sprintf("jhash %s daddr mod %d map { %s }", f.ip, len(ips), strings.Join(pairs, ", "))
+			if len(ips) == 1 {
+				c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s counter name %s snat %s to %s",
+					identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, snatCounter(s), f.ip, ips[0]))
+				continue
 			}
-			c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s counter name %s snat %s to %s",
-				identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, snatCounter(s), f.ip, target))
+			// A stable choice per destination keeps a flow's source IP from changing: one
+			// rule per address, picked by a hash of the destination.
+			for i, ip := range ips {
+				c.Rules = append(c.Rules, fmt.Sprintf("oifname %q %s saddr @%s%s jhash %s daddr mod %d == %d counter name %s snat %s to %s",
+					identifierSafe(s.Interface), f.ip, SetCluster, f.suffix, f.ip, len(ips), i, snatCounter(s), f.ip, ip))
+			}
 		}
 	}
 	return c
@@ -268,11 +281,13 @@ func snatCounter(s model.SNAT) string {
 }
 
 func objectChain(name, what string, logAccepted bool) Chain {
-	c := Chain{Name: name, Comment: comment(what)}
+	// The object's description is the comment of its accept rule: rule comments are the
+	// one place the kernel keeps text for every object kind (and nft lists it).
+	c := Chain{Name: name}
 	if logAccepted {
 		c.Rules = append(c.Rules, "limit rate 10/second "+logStatement(logPrefixAccepted))
 	}
-	c.Rules = append(c.Rules, "counter name "+name+" accept")
+	c.Rules = append(c.Rules, fmt.Sprintf("counter name %s accept comment %q", name, comment(what)))
 	return c
 }
 
@@ -343,6 +358,31 @@ func policyMap(name, what string, f family, policies []model.Policy, chains []st
 	wg.Wait()
 	for _, elems := range perProto {
 		m.Elements = append(m.Elements, elems...)
+	}
+	return m
+}
+
+// allPortsMap maps the peers of rules without ports to their policy; where peers of
+// several policies overlap, the first policy by name owns the overlap.
+func allPortsMap(name, what string, f family, policies []model.Policy, chains []string, rules func(model.Policy) []model.Rule) Set {
+	m := Set{Name: name, Comment: what, Type: f.addrType + " : verdict", Map: true, Interval: true}
+	var spans []owned
+	for owner, p := range policies {
+		for _, rule := range rules(p) {
+			if !rule.AllPorts() {
+				continue
+			}
+			for _, peer := range rule.Peers {
+				if f.has(peer.Prefix.Addr()) {
+					for _, s := range subtract(peer.Prefix, peer.Except) {
+						spans = append(spans, owned{span: s, owner: owner})
+					}
+				}
+			}
+		}
+	}
+	for _, o := range resolve(spans) {
+		m.Elements = append(m.Elements, Element{Key: []string{o.format(f.v4)}, Value: "goto " + chains[o.owner]})
 	}
 	return m
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/knftables"
-
 	"github.com/palisade-fw/palisade/internal/agent/fixture"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
@@ -21,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // text renders the full `nft -f` form without touching any kernel.
 func text(r *ruleset.Ruleset) string {
-	return nft.New(knftables.NewFake(knftables.InetFamily, r.Table), nft.Options{}).Text(r)
+	return nft.Text(r)
 }
 
 var lookPath = exec.LookPath
@@ -133,9 +131,9 @@ func TestEqualSeesEveryDifference(t *testing.T) {
 		t.Fatal("equal input renders unequal")
 	}
 	changes := map[string]func(r *ruleset.Ruleset){
-		"table":         func(r *ruleset.Ruleset) { r.Table = "other" },
-		"rule":          func(r *ruleset.Ruleset) { r.Chains[0].Rules[0] += " " },
-		"chain comment": func(r *ruleset.Ruleset) { r.Chains[1].Comment = "x" },
+		"table":      func(r *ruleset.Ruleset) { r.Table = "other" },
+		"rule":       func(r *ruleset.Ruleset) { r.Chains[0].Rules[0] += " " },
+		"chain name": func(r *ruleset.Ruleset) { r.Chains[1].Name = "x" },
 		"base chain": func(r *ruleset.Ruleset) {
 			r.Chains[0].Base = &ruleset.BaseChain{Type: "filter", Hook: "forward", Priority: "filter", Policy: "accept"}
 		},

@@ -27,10 +27,9 @@ type BaseChain struct {
 
 // Chain is a chain and its rules in order.
 type Chain struct {
-	Name    string
-	Comment string
-	Base    *BaseChain
-	Rules   []string
+	Name  string
+	Base  *BaseChain
+	Rules []string
 }
 
 // Set is a named set or, when Map is true, a verdict map.
@@ -62,9 +61,9 @@ func (e Element) String() string {
 }
 
 // Counter is a named counter. Counters are never flushed, so they survive every update.
+// PolicyCounter and ServiceCounter name an object's counter.
 type Counter struct {
-	Name    string
-	Comment string
+	Name string
 }
 
 // Digest identifies the content; equal digests mean nothing to apply.
@@ -85,7 +84,7 @@ func (r *Ruleset) appendCanonical(buf []byte) []byte {
 	}
 	w("table", r.Table)
 	for _, c := range r.Chains {
-		w("chain", c.Name, c.Comment)
+		w("chain", c.Name)
 		if c.Base != nil {
 			w("base", c.Base.Type, c.Base.Hook, c.Base.Priority, c.Base.Policy)
 		}
@@ -118,7 +117,7 @@ func (r *Ruleset) appendCanonical(buf []byte) []byte {
 		}
 	}
 	for _, c := range r.Counters {
-		w("counter", c.Name, c.Comment)
+		w("counter", c.Name)
 	}
 	return buf
 }
@@ -132,7 +131,7 @@ func (r *Ruleset) Equal(o *Ruleset) bool {
 		return false
 	}
 	if !slices.EqualFunc(r.Chains, o.Chains, func(a, b Chain) bool {
-		return a.Name == b.Name && a.Comment == b.Comment && slices.Equal(a.Rules, b.Rules) &&
+		return a.Name == b.Name && slices.Equal(a.Rules, b.Rules) &&
 			(a.Base == b.Base || a.Base != nil && b.Base != nil && *a.Base == *b.Base)
 	}) {
 		return false

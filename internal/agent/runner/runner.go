@@ -34,9 +34,13 @@ type SyncResult struct {
 	// Applied is true when the kernel holds the ruleset of this firewall part (also when
 	// nothing had to change); false when the apply failed or dryRun kept it from the kernel.
 	Applied bool
-	Err     error
-	DryRun  bool
-	Time    time.Time
+	// Full is true when the apply was a full sync: every set without the timeout flag was
+	// recreated (owners of element-wise sets without timeouts refill theirs; the learned
+	// elements of timeout sets such as the FQDN sets are kept).
+	Full   bool
+	Err    error
+	DryRun bool
+	Time   time.Time
 	// Policies are the accepted policies of the ruleset (the DNS proxy follows their
 	// toFQDNs rules once they are applied).
 	Policies []model.Policy
@@ -58,6 +62,9 @@ type Options struct {
 	Table string
 	// DNSProxyPort is where the agent's DNS proxy listens (0: no DNS redirect).
 	DNSProxyPort uint16
+	// DefaultEgress adds model.DefaultEgress to the policies (config nftables.defaultEgress,
+	// on unless switched off).
+	DefaultEgress bool
 	// Debounce is how long to wait for more changes after one arrived.
 	Debounce time.Duration
 	// MaxBackoff bounds the retry delay after failures.
@@ -149,17 +156,26 @@ func (r *Runner) SetFirewall(fw model.Firewall) {
 	r.Notify()
 }
 
-// SetPolicies replaces all policies.
+// SetPolicies replaces all policies. The same content again (an event that changed only
+// metadata or status) costs one comparison and starts no sync.
 func (r *Runner) SetPolicies(p []model.PolicyInput) {
 	r.mu.Lock()
+	if r.havePols && model.EqualPolicyInputs(r.policies, p) {
+		r.mu.Unlock()
+		return
+	}
 	r.policies, r.havePols, r.polsDirty = p, true, true
 	r.mu.Unlock()
 	r.Notify()
 }
 
-// SetServices replaces all services.
+// SetServices replaces all services; the same content again starts no sync.
 func (r *Runner) SetServices(s []model.ServiceInput) {
 	r.mu.Lock()
+	if r.haveSvcs && model.EqualServiceInputs(r.services, s) {
+		r.mu.Unlock()
+		return
+	}
 	r.services, r.haveSvcs, r.svcsDirty = s, true, true
 	r.mu.Unlock()
 	r.Notify()
@@ -189,7 +205,11 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 		return nil, nil, model.Firewall{}, ErrNotReady
 	}
 	if r.polsDirty {
-		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, r.policies)
+		policies := r.policies
+		if r.opts.DefaultEgress {
+			policies = append(slices.Clip(policies), model.DefaultEgress())
+		}
+		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, policies)
 		r.polsDirty = false
 	}
 	if r.svcsDirty {
@@ -201,8 +221,12 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 	return r.renderer.Render(snap), verdicts, *r.firewall, nil
 }
 
-// Sync renders and applies once and reports verdicts.
+// Sync renders and applies once and reports verdicts before it returns.
 func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
+	return r.sync(ctx, r.report)
+}
+
+func (r *Runner) sync(ctx context.Context, report func(context.Context, []model.Verdict, bool)) (Outcome, error) {
 	rs, verdicts, fw, err := r.Render()
 	if err != nil {
 		return Outcome{}, err
@@ -216,13 +240,13 @@ func (r *Runner) Sync(ctx context.Context) (Outcome, error) {
 	}
 	if fw.DryRun {
 		r.opts.Log.Info("firewall spec has dryRun set; ruleset rendered but not applied")
-		r.report(ctx, verdicts, false)
+		report(ctx, verdicts, false)
 		r.observe(ctx, SyncResult{Firewall: fw, DryRun: true, Time: time.Now(), Policies: policies})
 		return out, nil
 	}
 	out.Result, err = r.applier.Apply(ctx, rs)
-	r.report(ctx, verdicts, err == nil)
-	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Err: err, Time: time.Now(), Policies: policies})
+	report(ctx, verdicts, err == nil)
+	r.observe(ctx, SyncResult{Firewall: fw, Applied: err == nil, Full: out.Result.Full, Err: err, Time: time.Now(), Policies: policies})
 	return out, err
 }
 
@@ -252,6 +276,40 @@ func (r *Runner) report(ctx context.Context, verdicts []model.Verdict, applied b
 // Run syncs after every notification (debounced) until ctx ends, retrying failures with
 // exponential backoff.
 func (r *Runner) Run(ctx context.Context) error {
+	// Reports (CWNP status writes: 1,000 of them after the first sync) run beside the loop,
+	// so that they never hold up the next change on its way to the kernel; a newer report
+	// replaces one that has not started yet.
+	type pending struct {
+		verdicts []model.Verdict
+		applied  bool
+	}
+	reports := make(chan pending, 1)
+	reporterDone := make(chan struct{})
+	go func() {
+		defer close(reporterDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case p := <-reports:
+				r.report(ctx, p.verdicts, p.applied)
+			}
+		}
+	}()
+	defer func() { <-reporterDone }()
+	queueReport := func(_ context.Context, verdicts []model.Verdict, applied bool) {
+		for {
+			select {
+			case reports <- pending{verdicts, applied}:
+				return
+			default:
+			}
+			select { // drop the report that did not start yet
+			case <-reports:
+			default:
+			}
+		}
+	}
 	backoff := time.Duration(0)
 	var retry <-chan time.Time
 	for {
@@ -272,14 +330,14 @@ func (r *Runner) Run(ctx context.Context) error {
 		default:
 		}
 
-		out, err := r.Sync(ctx)
+		out, err := r.sync(ctx, queueReport)
 		switch {
 		case errors.Is(err, ErrNotReady):
 			retry = nil
 			continue
 		case err != nil:
 			backoff = min(max(2*backoff, time.Second), r.opts.MaxBackoff)
-			r.opts.Log.Error("sync failed; previous ruleset stays in place", "err", err, "retryIn", backoff)
+			r.opts.Log.Error("sync failed", "err", err, "previousRulesetKept", nft.PreviousKept(err), "retryIn", backoff)
 			retry = time.After(backoff)
 			continue
 		}
@@ -287,7 +345,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if out.Result.Changed {
 			st := out.Ruleset.Stats()
 			r.opts.Log.Info("ruleset applied", "full", out.Result.Full, "operations", out.Result.Operations,
-				"netlink", out.Result.Netlink, "apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
+				"apply", out.Result.Run, "elements", st.Elements, "objects", len(out.Verdicts))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -109,5 +110,39 @@ func TestStatusWriter(t *testing.T) {
 	_ = c2.Get(ctx, types.NamespacedName{Namespace: "firewall", Name: "good"}, &p)
 	if p.Status.State != "" {
 		t.Errorf("marked %q although the apply failed", p.Status.State)
+	}
+}
+
+// A refused shoot Service gets one Warning event per reason, IPv4 and IPv6 alike.
+func TestServiceEventsOnRefusal(t *testing.T) {
+	svc := func(name, ip string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop"},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerIP: ip, Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 443}}}}
+	}
+	objs := []*corev1.Service{svc("out4", "8.8.8.8"), svc("out6", "2606:4700::1111"), svc("ok", "10.1.0.50")}
+	c := fake.NewClientBuilder().WithScheme(Scheme()).WithObjects(objs[0], objs[1], objs[2]).Build()
+	fw := model.ParseFirewall(model.FirewallSpec{ClusterPrefixes: []string{"10.1.0.0/24", "fd01::/64"}})
+	var inputs []model.ServiceInput
+	for _, o := range objs {
+		in, _ := ServiceInput(o)
+		inputs = append(inputs, in)
+	}
+	_, verdicts := model.ComposeServices(fw, inputs)
+	rec := record.NewFakeRecorder(10)
+	ev := NewServiceEvents(c, rec, slog.Default())
+	ev.Report(context.Background(), verdicts, true)
+	ev.Report(context.Background(), verdicts, true) // same reasons: no new events
+	close(rec.Events)
+	var got []string
+	for e := range rec.Events {
+		got = append(got, e)
+	}
+	if len(got) != 2 {
+		t.Fatalf("events %q", got)
+	}
+	for _, e := range got {
+		if !strings.Contains(e, "Warning "+ReasonRefused) || !strings.Contains(e, "is in no network of the firewall") {
+			t.Errorf("event %q", e)
+		}
 	}
 }

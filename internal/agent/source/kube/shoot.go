@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -79,6 +80,10 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 	if err != nil {
 		return fmt.Errorf("shoot cache: %w", err)
 	}
+	var recorder record.EventRecorder
+	if s.Policies || s.Services {
+		recorder = newRecorder(cfg, scheme, s.Agent, s.Log)
+	}
 	var synced atomic.Bool
 	push := func() {
 		if !synced.Load() {
@@ -89,8 +94,17 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		}
 	}
 	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { push() },
-		UpdateFunc: func(any, any) { push() },
+		AddFunc: func(any) { push() },
+		UpdateFunc: func(oldObj, newObj any) {
+			// A CWNP update with the same generation changed only status or metadata (our own
+			// status writes, 1,000 of them after the first sync): nothing to render.
+			o, okOld := oldObj.(*v1.ClusterwideNetworkPolicy)
+			n, okNew := newObj.(*v1.ClusterwideNetworkPolicy)
+			if okOld && okNew && o.Generation == n.Generation {
+				return
+			}
+			push()
+		},
 		DeleteFunc: func(any) { push() },
 	}
 	if s.Policies {
@@ -105,7 +119,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		if err != nil {
 			return err
 		}
-		r.AddReporter(NewStatusWriter(w, c, newRecorder(cfg, scheme, s.Agent, s.Log), s.Log))
+		r.AddReporter(NewStatusWriter(w, c, recorder, s.Log))
 		if s.FQDNStates != nil {
 			fw := &FQDNStatusWriter{Writer: w, Reader: c, States: s.FQDNStates, Interval: s.FQDNInterval, Log: s.Log}
 			go fw.Run(ctx)
@@ -119,6 +133,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
+		r.AddReporter(NewServiceEvents(c, recorder, s.Log))
 	}
 	errs := make(chan error, 1)
 	go func() { errs <- c.Start(ctx) }()

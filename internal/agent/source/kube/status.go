@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,10 +18,13 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/model"
 )
 
-// Event reasons on CWNPs.
+// Event reasons on CWNPs and Services.
 const (
 	ReasonDeployed = "Deployed"
 	ReasonIgnored  = "Ignored"
+	// ReasonRefused: the firewall does not open a Service (e.g. its load-balancer IP is in
+	// no network of the firewall).
+	ReasonRefused = "FirewallRefused"
 )
 
 // StatusWriter writes state, message and observedGeneration of every shoot CWNP after a
@@ -98,4 +102,50 @@ func newRecorder(cfg *rest.Config, scheme *runtime.Scheme, host string, log *slo
 	b := record.NewBroadcaster()
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
 	return b.NewRecorder(scheme, corev1.EventSource{Component: "palisade-agent", Host: host})
+}
+
+// ServiceEvents puts a Warning event on every shoot Service the firewall refuses, once per
+// reason (a changed reason is a new event; an accepted Service clears the memory).
+type ServiceEvents struct {
+	reader   client.Reader
+	recorder record.EventRecorder
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	last map[model.ObjectKey]string
+}
+
+// NewServiceEvents returns a reporter; recorder may be nil (then only the log says it).
+func NewServiceEvents(r client.Reader, recorder record.EventRecorder, log *slog.Logger) *ServiceEvents {
+	return &ServiceEvents{reader: r, recorder: recorder, log: log, last: map[model.ObjectKey]string{}}
+}
+
+// Report implements runner.Reporter.
+func (s *ServiceEvents) Report(ctx context.Context, verdicts []model.Verdict, _ bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[model.ObjectKey]bool{}
+	for _, v := range verdicts {
+		if v.Kind != model.KindService || v.Key.Source != SourceShoot || v.Accepted {
+			continue
+		}
+		seen[v.Key] = true
+		if s.last[v.Key] == v.Message || s.recorder == nil {
+			continue
+		}
+		var svc corev1.Service
+		if err := s.reader.Get(ctx, types.NamespacedName{Namespace: v.Key.Namespace, Name: v.Key.Name}, &svc); err != nil {
+			if client.IgnoreNotFound(err) != nil {
+				s.log.Error("reading Service for its event", "object", v.Key.String(), "err", err)
+			}
+			continue
+		}
+		s.recorder.Event(&svc, corev1.EventTypeWarning, ReasonRefused, v.Message)
+		s.last[v.Key] = v.Message
+	}
+	for k := range s.last {
+		if !seen[k] {
+			delete(s.last, k)
+		}
+	}
 }

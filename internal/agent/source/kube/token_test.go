@@ -77,11 +77,13 @@ func TestTokenRefresherFollowsRotation(t *testing.T) {
 	if agentCfg.BearerToken != "" || agentCfg.BearerTokenFile != tokenFileFor(path) {
 		t.Fatalf("the token is not served from its file: token set %v, file %q", agentCfg.BearerToken != "", agentCfg.BearerTokenFile)
 	}
+	// The agent's Role names its objects (its firewalls, the Secrets its userdata references;
+	// no firewall exists here), so the client is checked on the Secret it may read.
 	agent, err := client.New(agentCfg, client.Options{Scheme: Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agent.Get(ctx, client.ObjectKeyFromObject(deploy), &v2.Firewall{}); client.IgnoreNotFound(err) != nil {
+	if err := agent.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "seed-kubeconfig"}, &corev1.Secret{}); err != nil {
 		t.Fatalf("the agent's client does not work: %v", err)
 	}
 
@@ -111,7 +113,7 @@ func TestTokenRefresherFollowsRotation(t *testing.T) {
 	if info, err := os.Stat(tokenFileFor(path)); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode: %v, %v", info.Mode(), err)
 	}
-	if err := agent.Get(ctx, client.ObjectKeyFromObject(deploy), &v2.Firewall{}); client.IgnoreNotFound(err) != nil {
+	if err := agent.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "seed-kubeconfig"}, &corev1.Secret{}); err != nil {
 		t.Fatalf("the running client broke after the rotation: %v", err)
 	}
 }

@@ -14,108 +14,61 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
 )
 
-// mapChange is the element difference of one map.
-type mapChange struct {
-	set            ruleset.Set
-	removed, added []ruleset.Element
-}
-
-// elementOnlyDelta returns the map changes when old and r differ only in elements of
-// concatenated maps (the usual shape of a CIDR or source-range change). ok is false when
-// anything else differs; then the delta goes through nft.
-func elementOnlyDelta(old, r *ruleset.Ruleset) (changes []mapChange, ok bool) {
-	if old.Table != r.Table || len(old.Chains) != len(r.Chains) || len(old.Sets) != len(r.Sets) ||
-		!slices.Equal(old.Counters, r.Counters) {
-		return nil, false
-	}
-	for i, c := range r.Chains {
-		o := old.Chains[i]
-		if o.Name != c.Name || o.Comment != c.Comment || !sameBase(o.Base, c.Base) || !slices.Equal(o.Rules, c.Rules) {
-			return nil, false
-		}
-	}
-	for i, s := range r.Sets {
-		o := old.Sets[i]
-		if o.Name != s.Name || o.Comment != s.Comment || o.Type != s.Type || o.Map != s.Map || o.Interval != s.Interval || o.Timeout != s.Timeout {
-			return nil, false
-		}
-		removed, added := diffElements(o.Elements, s.Elements)
-		if len(removed)+len(added) == 0 {
-			continue
-		}
-		if !s.Map || !strings.Contains(s.Type, " . ") {
-			return nil, false // plain interval sets need start/end pairs; nft handles them
-		}
-		changes = append(changes, mapChange{set: s, removed: removed, added: added})
-	}
-	return changes, true
-}
-
-// applyElements sends every change as one netlink batch: one transaction, all or nothing.
-func (l *Netlink) applyElements(changes []mapChange) (int, error) {
-	c, err := l.conn()
-	if err != nil {
-		return 0, err
-	}
-	table := &gnftables.Table{Name: l.table, Family: gnftables.TableFamilyINet}
-	ops := 0
-	// Deletes first: the kernel rejects an add that overlaps an element still present.
-	for _, ch := range changes {
-		set := &gnftables.Set{Table: table, Name: ch.set.Name, IsMap: true, Interval: true, Concatenation: true}
-		elems, err := encodeElements(ch.set, ch.removed, false)
-		if err != nil {
-			return 0, err
-		}
-		if len(elems) > 0 {
-			if err := c.SetDeleteElements(set, elems); err != nil {
-				return 0, err
-			}
-			ops += len(elems)
-		}
-	}
-	for _, ch := range changes {
-		set := &gnftables.Set{Table: table, Name: ch.set.Name, IsMap: true, Interval: true, Concatenation: true}
-		elems, err := encodeElements(ch.set, ch.added, true)
-		if err != nil {
-			return 0, err
-		}
-		if len(elems) > 0 {
-			if err := c.SetAddElements(set, elems); err != nil {
-				return 0, err
-			}
-			ops += len(elems)
-		}
-	}
-	return ops, c.Flush()
-}
-
+// encodeElements turns rendered elements into netlink set elements. Concatenations carry
+// their range as key and key end (the kernel's pipapo sets); a single-field interval set or
+// map (the kernel's rbtree) gets a start element and, unless the range reaches the last
+// address, an end element one past it, as nft sends them. withValue adds the verdicts (not
+// needed to delete).
 func encodeElements(s ruleset.Set, elems []ruleset.Element, withValue bool) ([]gnftables.SetElement, error) {
 	keyType, _, _ := strings.Cut(s.Type, " : ")
 	fields := strings.Split(keyType, " . ")
 	out := make([]gnftables.SetElement, 0, len(elems))
 	for _, e := range elems {
 		if len(e.Key) != len(fields) {
-			return nil, fmt.Errorf("map %s: element %q has %d fields, type has %d", s.Name, e.String(), len(e.Key), len(fields))
+			return nil, fmt.Errorf("set %s: element %q has %d fields, type has %d", s.Name, e.String(), len(e.Key), len(fields))
 		}
 		var key, keyEnd []byte
 		for i, f := range fields {
 			lo, hi, err := encodeField(f, e.Key[i])
 			if err != nil {
-				return nil, fmt.Errorf("map %s: element %q: %w", s.Name, e.String(), err)
+				return nil, fmt.Errorf("set %s: element %q: %w", s.Name, e.String(), err)
 			}
 			key, keyEnd = append(key, lo...), append(keyEnd, hi...)
 		}
-		el := gnftables.SetElement{Key: key, KeyEnd: keyEnd}
-		if withValue {
+		el := gnftables.SetElement{Key: key}
+		if withValue && s.Map {
 			chain, ok := strings.CutPrefix(e.Value, "goto ")
 			if !ok {
 				return nil, fmt.Errorf("map %s: value %q is not a goto", s.Name, e.Value)
 			}
 			el.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
 		}
-		out = append(out, el)
+		switch {
+		case len(fields) > 1:
+			el.KeyEnd = keyEnd
+			out = append(out, el)
+		case s.Interval:
+			out = append(out, el)
+			if end, ok := increment(keyEnd); ok {
+				out = append(out, gnftables.SetElement{Key: end, IntervalEnd: true})
+			}
+		default:
+			out = append(out, el)
+		}
 	}
 	return out, nil
+}
+
+// increment returns b+1 as a big-endian number; ok is false when b is all ones.
+func increment(b []byte) ([]byte, bool) {
+	out := slices.Clone(b)
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i]++
+		if out[i] != 0 {
+			return out, true
+		}
+	}
+	return nil, false
 }
 
 // encodeField returns the first and last value of one key field, each padded to the 4-byte
@@ -203,3 +156,7 @@ func parsePortRange(v string) (uint16, uint16, error) {
 	}
 	return uint16(a), uint16(b), nil
 }
+
+func cutValue(t string) (key, value string, isMap bool) { return strings.Cut(t, " : ") }
+
+func splitFields(key string) []string { return strings.Split(key, " . ") }
