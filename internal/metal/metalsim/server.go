@@ -218,6 +218,9 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, "cannot read request body")
 	}
+	if d := s.takeServerSideDelay(rt.op); d > 0 {
+		return s.serveDetached(w, r, rt, body, authType, d)
+	}
 	var out any
 	var herr error
 	s.locked(func(st *state, now time.Time) {
