@@ -45,8 +45,8 @@ var (
 	metalClient metal.Client
 	// simURL is the simulator's address, for specs that need a client of their own.
 	simURL string
-	ctx         context.Context
-	cancel      context.CancelFunc
+	ctx    context.Context
+	cancel context.CancelFunc
 )
 
 func TestManager(t *testing.T) {

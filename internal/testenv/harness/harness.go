@@ -17,8 +17,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -135,6 +137,8 @@ func (s *Stack) StartManager() error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 s.opts.Logger,
+		// A restart registers the controllers again in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	wio := &s.Env.WebhookInstallOptions
 	if s.opts.Webhooks {
