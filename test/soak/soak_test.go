@@ -163,10 +163,12 @@ func TestSoak(t *testing.T) {
 		}
 	}
 
+	// The agent and the sampler run until the end of the checks.
+	bg, stopBackground := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); s.agent(ctx) }()
-	go func() { defer wg.Done(); s.sample(ctx, names) }()
+	go func() { defer wg.Done(); s.agent(bg) }()
+	go func() { defer wg.Done(); s.sample(bg, names) }()
 
 	// Let the deployments come up before the faults start.
 	s.waitConverged(names, 2*time.Minute)
@@ -179,13 +181,13 @@ func TestSoak(t *testing.T) {
 	fwg.Wait()
 	s.heal(names)
 	converged := s.waitConverged(names, convergeDeadline)
-	cancel()
-	wg.Wait()
 	if !converged {
 		s.violate("(d) the deployments did not converge within %s after the faults stopped", convergeDeadline)
 	} else {
 		s.checkMachines(names)
 	}
+	stopBackground()
+	wg.Wait()
 	s.checkPauseWrites(names)
 	s.report(seed, duration, time.Since(started))
 	if len(s.violations) > 0 {
@@ -844,6 +846,17 @@ func (s *soak) checkMachines(names []string) {
 		}
 		if time.Now().After(deadline) {
 			s.violate("(b) live machines %v, firewalls' machines %v", got, want)
+			for _, m := range s.ours() {
+				if !slices.Contains(want, m.ID) {
+					var story []string
+					for _, e := range s.stack.Sim.Timeline() {
+						if e.Hostname == m.Allocation.Name {
+							story = append(story, fmt.Sprintf("%s %s %s %s", e.Time.UTC().Format("15:04:05.000"), e.Kind, e.MachineID, e.Note))
+						}
+					}
+					s.t.Logf("leaked %s (%s): %s", m.ID, m.Allocation.Name, strings.Join(story, "; "))
+				}
+			}
 			return
 		}
 		time.Sleep(time.Second)

@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -45,6 +46,15 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 	machines, err := r.Fleet.Refresh(ctx, fw)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("looking up machines to free: %w", err)
+	}
+	if len(machines) == 0 {
+		// An allocation that may still complete would leave a machine nobody owns: wait for it.
+		if started := fw.Status.AllocationStarted; started != nil {
+			if wait := r.Config.AllocationGrace - r.Now().Sub(started.Time); wait > 0 {
+				log.Info("Deleted while an allocation may still complete, waiting for it", "until", started.Add(r.Config.AllocationGrace))
+				return ctrl.Result{RequeueAfter: min(wait, max(r.Config.CreatingPoll, time.Second))}, nil
+			}
+		}
 	}
 	for _, m := range machines {
 		if _, err := r.Metal.FreeMachine(ctx, m.ID); err != nil && !metal.IsNotFound(err) {
