@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
 )
 
@@ -232,5 +233,36 @@ var _ = Describe("revision history", func() {
 			g.Expect(allocatedIn(ns)).To(HaveLen(1))
 		}).Should(Succeed())
 		Expect(countEvents(timeline(fw.Name), metalsim.TimelineAllocated)[fw.Name]).To(Equal(1), "no second machine")
+	})
+})
+
+var _ = Describe("maintenance", func() {
+	It("reports a failing maintenance step and rolls anyway (issue 12 item 7)", func() {
+		ns := newNamespace("maintfail")
+		d := deployment(ns, "maintfail", 1, newImage, noAgent)
+		d.Spec.AutoUpdate.MachineImage = true
+		Expect(k8sClient.Create(ctx, d)).To(Succeed())
+		waitAvailable(d, 1)
+
+		sim.Faults().FailNext(metal.OpImageLatest, 1000, 500)
+		DeferCleanup(func() { sim.Faults().FailNext(metal.OpImageLatest, 0, 0) })
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) { d.Annotations[v2.MaintenanceAnnotation] = "true" })
+		Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getDeployment(g, d).Status.Conditions, v2.ConditionMaintained)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		}).Should(Succeed())
+
+		setImage(d, oldestImage)
+		Eventually(func(g Gomega) {
+			fws := firewallsIn(g, ns)
+			g.Expect(fws).To(HaveLen(1))
+			g.Expect(fws[0].Spec.Image).To(Equal(oldestImage))
+			g.Expect(fws[0].Status.Phase).To(Equal(v2.FirewallPhaseRunning))
+			g.Expect(setsIn(g, ns)).To(HaveLen(1))
+			got := getDeployment(g, d)
+			g.Expect(got.Annotations).To(HaveKey(v2.MaintenanceAnnotation), "kept for the retry")
+			g.Expect(conditionTrue(got.Status.Conditions, v2.ConditionAvailable)).To(BeTrue())
+		}).Should(Succeed())
 	})
 })
