@@ -19,7 +19,8 @@ import (
 //     promoted sets become history; a set that never got ready is deleted when superseded.
 //   - carrier: during a RollingUpdate, the old set kept for the traffic until the target is
 //     ready: the newest fully ready old set, else the newest promoted one, else the newest one
-//     with any ready firewall. Every other old set is retired at once.
+//     with any ready firewall, else the newest one with any firewall. Every other old set is
+//     retired at once.
 //   - history: promoted old sets scaled to zero, the newest revisionHistoryLimit of them. They
 //     keep their own template: nothing but replicas and inherited annotations is ever written
 //     into them, so each records exactly what its revision ran.
@@ -317,7 +318,12 @@ func carrier(old []SetState) int {
 	if i := pick(func(s SetState) bool { return s.Promoted }); i >= 0 {
 		return i
 	}
-	return pick(func(s SetState) bool { return s.Ready > 0 })
+	if i := pick(func(s SetState) bool { return s.Ready > 0 }); i >= 0 {
+		return i
+	}
+	// Nothing is ready anywhere: the newest old set with firewalls stays, since a firewall that
+	// is up but whose agent never reported may still route.
+	return pick(func(s SetState) bool { return s.Firewalls > 0 })
 }
 
 // retire scales promoted old sets (except keep) into history and deletes the rest: never-ready

@@ -166,6 +166,20 @@ func TestPlan(t *testing.T) {
 			phase: PhaseWaitingForTarget,
 		},
 		{
+			name: "with nothing ready anywhere the newest old set with firewalls stays until the target is ready",
+			in: PlanInput{Replicas: 1, WantHash: "c", Sets: []SetState{
+				rolling("s0", 0, "a", 1, 0), rolling("s1", 1, "b", 1, 0), rolling("s2", 2, "c", 1, 0)}},
+			want:  []string{"UpdateTarget(s2, rev 2, 1 replicas, distance 3)", "Delete(s0)"},
+			phase: PhaseWaitingForTarget,
+		},
+		{
+			name: "... and goes once the target is ready",
+			in: PlanInput{Replicas: 1, WantHash: "b", Sets: []SetState{
+				rolling("s0", 0, "a", 1, 0), rolling("s1", 1, "b", 1, 1)}},
+			want:  []string{"UpdateTarget(s1, rev 1, 1 replicas, distance 3)", "Delete(s0)"},
+			phase: PhaseRetiring,
+		},
+		{
 			name: "a change while the old set is still being freed keeps the live set (issue 12 item 1)",
 			in: PlanInput{Replicas: 1, WantHash: "c", Sets: []SetState{
 				deleting(live("s0", 0, "a", 1)), live("s1", 1, "b", 1)}},
