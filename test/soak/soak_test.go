@@ -704,12 +704,28 @@ func (s *soak) sample(ctx context.Context, names []string) {
 }
 
 // carries is "this firewall carries traffic": its machine is up and phoned home, and its agent
-// applies the rules. The Distance condition is left out: a firewall whose distance is being
-// re-announced keeps routing.
+// is alive and applied its rules (reported within agentAlive). Whether the agent has caught up
+// with the newest generation is left out, as is the Distance condition: a firewall whose
+// distance or rules are being updated keeps routing with the previous ones.
 func carries(fw *v2.Firewall) bool {
+	cs := fw.Status.ControllerStatus
 	return fw.DeletionTimestamp.IsZero() && fw.Status.Phase == v2.FirewallPhaseRunning &&
 		meta.IsStatusConditionTrue(fw.Status.Conditions, v2.ConditionReady) &&
-		meta.IsStatusConditionTrue(fw.Status.Conditions, v2.ConditionConnected)
+		cs != nil && cs.RulesApplied != nil && *cs.RulesApplied && time.Since(cs.Updated.Time) < agentAlive
+}
+
+// agentAlive is how recent an agent's report must be for its firewall to count as carrying.
+const agentAlive = 6 * time.Second
+
+// describe says why a firewall does not carry traffic, for violation reports.
+func describe(fw *v2.Firewall) string {
+	var notTrue []string
+	for _, c := range fw.Status.Conditions {
+		if c.Status != metav1.ConditionTrue {
+			notTrue = append(notTrue, c.Type+"="+string(c.Status)+"("+c.Reason+")")
+		}
+	}
+	return fmt.Sprintf("%s phase=%s deleting=%v not-true=%v", fw.Name, fw.Status.Phase, !fw.DeletionTimestamp.IsZero(), notTrue)
 }
 
 // checkReady is (c): a deployment that had a ready firewall at the last sample has none now,
@@ -751,7 +767,13 @@ func (s *soak) checkReady(names []string, now time.Time) {
 			}
 		}
 		if len(removed) > 0 && !faulted {
-			msg := fmt.Sprintf("(c) deployment %s had ready firewalls %v, now none: the manager removed %v", name, prev, removed)
+			var states []string
+			for _, fw := range prev {
+				if p, ok := present[fw]; ok {
+					states = append(states, describe(p))
+				}
+			}
+			msg := fmt.Sprintf("(c) deployment %s had ready firewalls %v, now none: the manager removed %v; %v", name, prev, removed, states)
 			s.violations = append(s.violations, now.UTC().Format("15:04:05.000")+" "+msg)
 			s.t.Log("VIOLATION " + msg)
 		}
@@ -799,7 +821,7 @@ func (s *soak) converged(names []string) string {
 			if deploymentOf(fw.Name) != name {
 				continue
 			}
-			if !carries(&fw) || fw.Spec.Image != d.Spec.Template.Spec.Image {
+			if !carries(&fw) || !meta.IsStatusConditionTrue(fw.Status.Conditions, v2.ConditionConnected) || fw.Spec.Image != d.Spec.Template.Spec.Image {
 				return fmt.Sprintf("%s: firewall %s not running the spec", name, fw.Name)
 			}
 			running++
