@@ -62,6 +62,18 @@ test: verify-generated vet envtest-assets ## Run every test: unit, envtest, simu
 	# Issue 8 acceptance: the demo reaches a completed rolling update on a fresh machine.
 	DEMO_NONINTERACTIVE=1 $(MAKE) --no-print-directory demo
 
+# The randomized fault soak (test/soak). A short fixed-seed run is part of `make test`; this is the
+# long one. The seed is printed; SOAK_SEED=<n> replays a schedule, SOAK_DURATION sets the fault
+# phase, SOAK_REPORT=<file> appends the summary line.
+SOAK_SEED ?= $(shell date +%s)
+SOAK_DURATION ?= 20m
+SOAK_TIMEOUT ?= 60m
+
+.PHONY: soak
+soak: envtest-assets ## Randomized fault soak: SOAK_SEED, SOAK_DURATION (default 20m), SOAK_REPORT.
+	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" SOAK_SEED=$(SOAK_SEED) SOAK_DURATION=$(SOAK_DURATION) \
+		go test -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./test/soak/
+
 .PHONY: bench
 bench: envtest-assets ## Run benchmarks; numbers go to docs/benchmarks.md.
 	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" go test -run '^$$' -bench . -benchtime 1x ./...

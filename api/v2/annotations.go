@@ -38,6 +38,14 @@ const (
 	WorkloadKubeconfigAnnotation = "firewall.metal-stack.io/workload-kubeconfig"
 	// UserdataHashAnnotation records the hash of the rendered userdata a FirewallSet was created for.
 	UserdataHashAnnotation = "firewall.metal-stack.io/userdata-hash"
+	// PromotedAnnotation on a FirewallSet marks that it carried its deployment's traffic (it was
+	// ready at the shortest distance). Only promoted sets are kept as revision history.
+	PromotedAnnotation = "firewall.metal-stack.io/promoted"
+	// RollbackToRevisionAnnotation on a FirewallDeployment ("<revision>") asks to roll back to
+	// the template of the set with that revision: the controller copies the set's template into
+	// the spec and removes the annotation; the history set is then scaled up again instead of a
+	// new one created. Writing an old template into the spec by hand has the same effect.
+	RollbackToRevisionAnnotation = "firewall.metal-stack.io/rollback-to-revision"
 )
 
 // Tags written to metal-api machines. The set tag keeps upstream's historic spelling
@@ -83,6 +91,28 @@ func CopyInherited(from map[string]string, to *map[string]string) {
 // GardenerShootNamespaceLabel marks the FirewallDeployment Gardener's extension (GEPM) writes
 // into a shoot's own seed namespace; its firewalls run the upstream firewall-controller.
 const GardenerShootNamespaceLabel = "gardener-shoot-namespace"
+
+// SyncInherited makes the InheritedAnnotations of *to follow from both ways: added or changed
+// where from has them, removed where from has not. It reports whether *to changed.
+func SyncInherited(from map[string]string, to *map[string]string) bool {
+	changed := false
+	for _, key := range InheritedAnnotations {
+		v, ok := from[key]
+		cur, has := (*to)[key]
+		switch {
+		case ok && (!has || cur != v):
+			if *to == nil {
+				*to = map[string]string{}
+			}
+			(*to)[key] = v
+			changed = true
+		case !ok && has:
+			delete(*to, key)
+			changed = true
+		}
+	}
+	return changed
+}
 
 // Labels on the FirewallMonitors the manager writes into a workload cluster.
 const (

@@ -27,6 +27,9 @@ const (
 	ConditionProgressing = "Progressing"
 	// ConditionRBACProvisioned: the agent's ServiceAccount and Role exist.
 	ConditionRBACProvisioned = "RBACProvisioned"
+	// ConditionMaintained: the last maintenance step (image auto-update) went through; False
+	// says why not. A failed step is retried and never blocks a rollout.
+	ConditionMaintained = "Maintained"
 )
 
 // Condition reasons.
@@ -71,4 +74,8 @@ const (
 	ReasonMetalAPIError            = "MetalAPIError"
 	ReasonCreateTimeout            = "CreateTimeout"
 	ReasonHealthTimeout            = "HealthTimeout"
+	ReasonMaintained               = "Maintained"
+	ReasonMaintenanceFailed        = "MaintenanceFailed"
+	ReasonRollbackRevisionNotFound = "RollbackRevisionNotFound"
+	ReasonDeletionPaused           = "DeletionWaitsForUnpause"
 )

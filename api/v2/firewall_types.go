@@ -87,6 +87,12 @@ type FirewallStatus struct {
 	// UserdataHash is the hash of the userdata the machine was (or will be) allocated with.
 	// +optional
 	UserdataHash string `json:"userdataHash,omitempty"`
+	// AllocationStarted is when an allocation was sent that metal-api has not confirmed yet
+	// (Palisade). It is written before the call, so that after a timeout or a restart no second
+	// allocation is sent until metal-api showed no machine of this name for longer than an
+	// allocation can take.
+	// +optional
+	AllocationStarted *metav1.Time `json:"allocationStarted,omitempty"`
 }
 
 // MachineStatus is the firewall machine as metal-api reports it.

@@ -43,8 +43,10 @@ var (
 	k8sClient   client.Client
 	sim         *metalsim.Simulator
 	metalClient metal.Client
-	ctx         context.Context
-	cancel      context.CancelFunc
+	// simURL is the simulator's address, for specs that need a client of their own.
+	simURL string
+	ctx    context.Context
+	cancel context.CancelFunc
 )
 
 func TestManager(t *testing.T) {
@@ -80,6 +82,7 @@ var _ = BeforeSuite(func() {
 	url, stop, err := sim.Start()
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(stop)
+	simURL = url
 
 	metalClient, err = metal.New(metal.Config{URL: url, HMACKey: "metal-admin-key", HMACAuthType: metal.AuthTypeAdmin, Timeout: 10 * time.Second})
 	Expect(err).NotTo(HaveOccurred())
@@ -95,15 +98,25 @@ var _ = BeforeSuite(func() {
 // startManager starts a manager with the suite's simulator and opts; stop cancels it and waits
 // until it has shut down.
 func startManager(opts manager.Options) (ctrl.Manager, func()) {
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	return startManagerWith(opts, metalClient, nil)
+}
+
+// startManagerWith starts a manager with its own metal-api client; tweak, when set, adjusts
+// the controller-runtime options (leader election).
+func startManagerWith(opts manager.Options, mc metal.Client, tweak func(*ctrl.Options)) (ctrl.Manager, func()) {
+	copts := ctrl.Options{
 		Scheme:                 testenv.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Several managers run in this process, one after the other or side by side.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if tweak != nil {
+		tweak(&copts)
+	}
+	mgr, err := ctrl.NewManager(restConfig, copts)
 	ExpectWithOffset(1, err).NotTo(HaveOccurred())
-	ExpectWithOffset(1, manager.Setup(mgr, metalClient, opts)).To(Succeed())
+	ExpectWithOffset(1, manager.Setup(mgr, mc, opts)).To(Succeed())
 	mctx, mcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

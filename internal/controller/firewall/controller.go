@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -90,6 +91,10 @@ type Config struct {
 	MonitorRollInterval time.Duration
 	// ShootAccess is published in every firewall's status.shootAccess (Gardener).
 	ShootAccess ShootAccessConfig
+	// AllocationGrace is the longest metal-api may take to complete an allocation server-side.
+	// After an allocation whose outcome is unknown (timeout, 5xx, lost connection) no second one
+	// is sent before a look-up found no machine this long after the first was sent.
+	AllocationGrace time.Duration
 }
 
 // DefaultConfig returns production defaults.
@@ -99,6 +104,7 @@ func DefaultConfig() Config {
 		RunningPoll:            time.Minute,
 		ConnectedThreshold:     2 * time.Minute,
 		SeedConnectedThreshold: 3 * time.Minute,
+		AllocationGrace:        2 * time.Minute,
 	}
 }
 
@@ -153,8 +159,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		))).
 		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true)))).
 		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false)))).
+		// The end of an owner's pause reaches every firewall below it at once.
+		Watches(&v2.FirewallSet{}, handler.EnqueueRequestsFromMapFunc(r.firewallsOfSet), builder.WithPredicates(pause.Changed())).
+		Watches(&v2.FirewallDeployment{}, handler.EnqueueRequestsFromMapFunc(r.firewallsOfDeployment), builder.WithPredicates(pause.Changed())).
 		WithOptions(options).
 		WatchesRawSource(r.Fleet.Changes())
+	if gvk, ok := pause.ClusterAPIInstalled(mgr.GetRESTMapper()); ok {
+		b = b.Watches(pause.ClusterObject(gvk), handler.EnqueueRequestsFromMapFunc(r.firewallsInNamespace))
+	}
 	if r.WorkloadEvents != nil {
 		b = b.WatchesRawSource(r.WorkloadEvents).
 			WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsWithWorkloadKubeconfig)))
@@ -220,6 +232,54 @@ func (r *Reconciler) firewallsWithWorkloadKubeconfig(ctx context.Context, obj cl
 	return reqs
 }
 
+// firewallsOfSet maps a set to the firewalls it controls.
+func (r *Reconciler) firewallsOfSet(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.firewallsOwnedBy(ctx, obj.GetNamespace(), map[types.UID]bool{obj.GetUID(): true})
+}
+
+// firewallsOfDeployment maps a deployment to the firewalls of all its sets.
+func (r *Reconciler) firewallsOfDeployment(ctx context.Context, obj client.Object) []reconcile.Request {
+	var sets v2.FirewallSetList
+	if err := r.Client.List(ctx, &sets, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	owners := map[types.UID]bool{}
+	for i := range sets.Items {
+		if ref := metav1.GetControllerOf(&sets.Items[i]); ref != nil && ref.UID == obj.GetUID() {
+			owners[sets.Items[i].UID] = true
+		}
+	}
+	return r.firewallsOwnedBy(ctx, obj.GetNamespace(), owners)
+}
+
+func (r *Reconciler) firewallsOwnedBy(ctx context.Context, namespace string, owners map[types.UID]bool) []reconcile.Request {
+	var list v2.FirewallList
+	if err := r.Client.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && owners[ref.UID] {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// firewallsInNamespace maps a Cluster API Cluster to every firewall of its namespace: a pause
+// or its end may reach them through any owner labelled with the cluster's name.
+func (r *Reconciler) firewallsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v2.FirewallList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
 func toPointers[T any](items []T) []*T {
 	out := make([]*T, len(items))
 	for i := range items {
@@ -245,7 +305,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 
 	if !fw.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, fw, paused)
+		return r.reconcileDelete(ctx, fw, paused, pausedBy)
 	}
 	if controllerutil.AddFinalizer(fw, v2.FirewallFinalizer) {
 		// Go on with the updated object: a requeue would wait for the controller's rate limiter
@@ -257,7 +317,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 
 	original := fw.DeepCopy()
 	defer func() {
-		fw.Status.ObservedGeneration = fw.Generation
+		if retErr == nil {
+			fw.Status.ObservedGeneration = fw.Generation // only a pass that went through
+		}
 		patch := client.MergeFrom(original)
 		if data, err := patch.Data(fw); err == nil && string(data) == "{}" {
 			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
@@ -268,14 +330,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}()
 
 	fw.Status.ShootAccess = r.Config.ShootAccess.For(fw)
+	pause.SetCondition(&fw.Status.Conditions, fw.Generation, paused, pausedBy)
 	if paused {
-		pause.SetCondition(&fw.Status.Conditions, fw.Generation, true, pausedBy)
-		log.V(1).Info("Firewall is paused, leaving metal-api alone", "pausedBy", pausedBy)
-		return ctrl.Result{}, nil
+		// Reading metal-api and reporting go on; writes (allocate, free, tag sync) wait.
+		log.V(1).Info("Firewall is paused, only reporting", "pausedBy", pausedBy)
 	}
-	pause.SetCondition(&fw.Status.Conditions, fw.Generation, false, "")
 
-	result, err = r.reconcileMachine(ctx, fw)
+	result, err = r.reconcileMachine(ctx, fw, paused)
 	deriveConditions := func() {
 		r.setAgentConditions(fw)
 		r.setProvisioned(fw)

@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -11,21 +12,27 @@ import (
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
+	"github.com/palisade-fw/palisade/internal/controller/pause"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
 // reconcileDelete frees every machine of the firewall, then releases the finalizer. A paused
-// firewall is released without freeing: its machine is being handed over (clusterctl move,
-// control-plane migration) and must survive the deletion of this copy of the object.
-func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, paused bool) (ctrl.Result, error) {
+// firewall that is deleted waits, with its machine, until the pause ends: nothing is freed and
+// nothing released while paused. (clusterctl move and Gardener's migration remove the
+// finalizers of the copies they discard themselves, so a hand-over never reaches this.)
+func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, paused bool, pausedBy string) (ctrl.Result, error) {
 	if !fwutil.HoldsFinalizer(fw, v2.FirewallFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	log := logf.FromContext(ctx)
 	if paused {
-		log.Info("Firewall deleted while paused, keeping its machine")
-		r.event(fw, corev1.EventTypeNormal, "Released", "Delete", "Deleted while paused: machine left allocated for the new owner")
-		return ctrl.Result{}, r.removeFinalizer(ctx, fw)
+		log.Info("Firewall deleted while paused, waiting for the pause to end", "pausedBy", pausedBy)
+		original := fw.DeepCopy()
+		pause.SetDeletionWaits(&fw.Status.Conditions, fw.Generation, pausedBy)
+		if err := r.Client.Status().Patch(ctx, fw, client.MergeFrom(original)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		return ctrl.Result{}, nil // the end of the pause enqueues it
 	}
 
 	if fw.Status.Phase != v2.FirewallPhaseDeleting {
@@ -39,6 +46,15 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, fw *v2.Firewall, pause
 	machines, err := r.Fleet.Refresh(ctx, fw)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("looking up machines to free: %w", err)
+	}
+	if len(machines) == 0 {
+		// An allocation that may still complete would leave a machine nobody owns: wait for it.
+		if started := fw.Status.AllocationStarted; started != nil {
+			if wait := r.Config.AllocationGrace - r.Now().Sub(started.Time); wait > 0 {
+				log.Info("Deleted while an allocation may still complete, waiting for it", "until", started.Add(r.Config.AllocationGrace))
+				return ctrl.Result{RequeueAfter: min(wait, max(r.Config.CreatingPoll, time.Second))}, nil
+			}
+		}
 	}
 	for _, m := range machines {
 		if _, err := r.Metal.FreeMachine(ctx, m.ID); err != nil && !metal.IsNotFound(err) {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -18,8 +21,8 @@ import (
 )
 
 // reconcileMachine finds the firewall's machine, allocates one when there is none, and reads
-// its state into the status.
-func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall) (ctrl.Result, error) {
+// its state into the status. A paused firewall only reads and reports.
+func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall, paused bool) (ctrl.Result, error) {
 	userdata, hash, renderErr := r.Userdata.Render(ctx, fw.Namespace, &fw.Spec)
 	r.setUserdataCondition(fw, renderErr)
 
@@ -34,21 +37,15 @@ func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall) (ctr
 
 	switch {
 	case len(machines) == 1:
-		return r.observe(ctx, fw, machines[0])
-	case len(machines) > 1:
-		ids := make([]string, 0, len(machines))
-		for _, m := range machines {
-			ids = append(ids, m.ID)
-		}
+		return r.observe(ctx, fw, machines[0], paused)
+	case paused && len(machines) > 1:
 		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonMultipleFirewalls,
-			fmt.Sprintf("%d machines carry this firewall's name: %s; free the extra ones", len(machines), strings.Join(ids, ", ")))
-		r.event(fw, corev1.EventTypeWarning, v2.ReasonMultipleFirewalls, "Lookup", "Found %d machines for one firewall: %s", len(machines), strings.Join(ids, ", "))
-		// Keep reporting the known machine, so readiness does not flap.
-		for _, m := range machines {
-			if fw.Status.MachineStatus != nil && m.ID == fw.Status.MachineStatus.MachineID {
-				r.setMachineStatus(fw, m)
-			}
-		}
+			fmt.Sprintf("%d machines carry this firewall's name; the extra ones are freed when the pause ends", len(machines)))
+		return ctrl.Result{RequeueAfter: r.Config.RunningPoll}, nil
+	case len(machines) > 1:
+		return r.resolveDuplicates(ctx, fw, machines)
+	case paused:
+		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, "no machine; none is allocated while paused")
 		return ctrl.Result{RequeueAfter: r.Config.RunningPoll}, nil
 	}
 
@@ -67,7 +64,95 @@ func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall) (ctr
 	if len(machines) > 0 {
 		return ctrl.Result{Requeue: true}, nil
 	}
+	if wait := r.allocationPending(fw); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	return r.allocate(ctx, fw, userdata, hash)
+}
+
+// allocationPending says how long to wait before a new allocation may be sent: an allocation
+// whose outcome is unknown may still complete in metal-api until AllocationGrace has passed
+// since it was sent. Past that, the look-up that just came back empty settles it.
+func (r *Reconciler) allocationPending(fw *v2.Firewall) time.Duration {
+	started := fw.Status.AllocationStarted
+	if started == nil {
+		return 0
+	}
+	wait := r.Config.AllocationGrace - r.Now().Sub(started.Time)
+	if wait <= 0 {
+		r.event(fw, corev1.EventTypeWarning, "AllocationLost", "Allocate",
+			"No machine appeared within %s of the allocation sent at %s; allocating again", r.Config.AllocationGrace, started.UTC().Format(time.RFC3339))
+		return 0
+	}
+	r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonAllocating,
+		fmt.Sprintf("an allocation sent at %s may still complete; no second one before %s", started.UTC().Format(time.RFC3339), started.Add(r.Config.AllocationGrace).UTC().Format(time.RFC3339)))
+	return min(wait, max(r.Config.CreatingPoll, time.Second))
+}
+
+// resolveDuplicates keeps one machine of several carrying the firewall's name (an allocation
+// that completed twice, or one we could not see in time) and frees the others: the machine the
+// status names, else the oldest that phoned home, else the oldest.
+func (r *Reconciler) resolveDuplicates(ctx context.Context, fw *v2.Firewall, machines []*metal.FirewallResponse) (ctrl.Result, error) {
+	keep := pickMachine(fw, machines)
+	ids := make([]string, 0, len(machines))
+	for _, m := range machines {
+		ids = append(ids, m.ID)
+	}
+	r.event(fw, corev1.EventTypeWarning, v2.ReasonMultipleFirewalls, "Lookup", "Found %d machines for one firewall (%s); keeping %s, freeing the others",
+		len(machines), strings.Join(ids, ", "), keep.ID)
+	for _, m := range machines {
+		if m == keep {
+			continue
+		}
+		if _, err := r.Metal.FreeMachine(ctx, m.ID); err != nil && !metal.IsNotFound(err) {
+			r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonMultipleFirewalls,
+				fmt.Sprintf("%d machines carry this firewall's name (%s); freeing %s failed: %v", len(machines), strings.Join(ids, ", "), m.ID, err))
+			r.Fleet.Invalidate(fw)
+			return ctrl.Result{}, fmt.Errorf("freeing duplicate machine %s: %w", m.ID, err)
+		}
+		logf.FromContext(ctx).Info("Freed duplicate firewall machine", "machine", m.ID, "kept", keep.ID)
+		r.event(fw, corev1.EventTypeNormal, "FreedDuplicate", "Free", "Freed duplicate machine %s, kept %s", m.ID, keep.ID)
+	}
+	r.Fleet.Store(fw, keep)
+	return r.observe(ctx, fw, keep, false)
+}
+
+func pickMachine(fw *v2.Firewall, machines []*metal.FirewallResponse) *metal.FirewallResponse {
+	if ms := fw.Status.MachineStatus; ms != nil {
+		for _, m := range machines {
+			if m.ID == ms.MachineID {
+				return m
+			}
+		}
+	}
+	sorted := slices.Clone(machines)
+	created := func(m *metal.FirewallResponse) time.Time {
+		if m.Allocation != nil {
+			return m.Allocation.Created
+		}
+		return time.Time{}
+	}
+	phonedHome := func(m *metal.FirewallResponse) bool {
+		for _, e := range m.Events.Log {
+			if e.Event == metal.EventPhonedHome {
+				return true
+			}
+		}
+		return false
+	}
+	slices.SortStableFunc(sorted, func(a, b *metal.FirewallResponse) int {
+		if pa, pb := phonedHome(a), phonedHome(b); pa != pb {
+			if pa {
+				return -1
+			}
+			return 1
+		}
+		if c := created(a).Compare(created(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return sorted[0]
 }
 
 func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, hash string) (ctrl.Result, error) {
@@ -77,6 +162,8 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 			"Machine %s is gone from metal-api; allocating a new one", fw.Status.MachineStatus.MachineID)
 		fw.Status.MachineStatus = nil
 		fw.Status.FirewallNetworks = nil
+		// The new machine has to become ready on its own: measured against the create timeout.
+		meta.RemoveStatusCondition(&fw.Status.Conditions, v2.ConditionProvisioned)
 	}
 	fw.Status.Phase = v2.FirewallPhaseCreating
 	r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonAllocating, "allocating a machine")
@@ -104,13 +191,33 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 		Networks:      networks,
 		FirewallRules: splitByFamily(initialRules(fw.Spec.InitialRuleSet)),
 	}
+	// Record the allocation before sending it: a timeout or a restart must know that one may be
+	// completing in metal-api.
+	before := fw.DeepCopy()
+	now := metav1.NewTime(r.Now())
+	fw.Status.AllocationStarted = &now
+	if err := r.Client.Status().Patch(ctx, fw, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("recording the allocation: %w", err)
+	}
 	log.Info("Allocating firewall machine", "size", fw.Spec.Size, "image", fw.Spec.Image, "partition", fw.Spec.Partition)
 	m, err := r.Metal.AllocateFirewall(ctx, req)
 	if err != nil {
 		r.Fleet.Invalidate(fw)
-		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, fmt.Sprintf("metal-api allocation failed: %v", err))
 		r.event(fw, corev1.EventTypeWarning, "FailedCreate", "Allocate", "Allocating the machine failed: %v", err)
-		return ctrl.Result{}, fmt.Errorf("allocating firewall: %w", err)
+		if answered(err) {
+			if cerr := r.allocationSettled(ctx, fw); cerr != nil {
+				return ctrl.Result{}, cerr
+			}
+			r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, fmt.Sprintf("metal-api allocation failed: %v", err))
+			return ctrl.Result{}, fmt.Errorf("allocating firewall: %w", err)
+		}
+		// No answer (timeout, lost connection, gateway timeout): metal-api may still be
+		// allocating. Look again, and allocate again only after the grace.
+		r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonAllocating, fmt.Sprintf("the allocation's outcome is unknown (%v); waiting for metal-api", err))
+		return ctrl.Result{RequeueAfter: max(r.Config.CreatingPoll, time.Second)}, nil
+	}
+	if err := r.allocationSettled(ctx, fw); err != nil {
+		return ctrl.Result{}, err
 	}
 	r.Fleet.Store(fw, m)
 	fw.Status.UserdataHash = hash
@@ -120,8 +227,31 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 	return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
 }
 
+// allocationSettled clears AllocationStarted at once (the deferred status patch only carries
+// changes against the object as it was read, which had no allocation recorded).
+func (r *Reconciler) allocationSettled(ctx context.Context, fw *v2.Firewall) error {
+	before := fw.DeepCopy()
+	fw.Status.AllocationStarted = nil
+	if err := r.Client.Status().Patch(ctx, fw, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("recording the allocation's outcome: %w", err)
+	}
+	return nil
+}
+
+// answered: metal-api itself answered the allocation (with an error), so it is done with it:
+// the next look-up shows a machine if one was allocated after all (a lost response). Without an
+// answer, or with a gateway's timeout, it may still be allocating.
+func answered(err error) bool {
+	switch metal.StatusCode(err) {
+	case 0, http.StatusRequestTimeout, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return false
+	}
+	return true
+}
+
 // observe reads the machine into the status and keeps tags and ssh keys in sync.
-func (r *Reconciler) observe(ctx context.Context, fw *v2.Firewall, m *metal.FirewallResponse) (ctrl.Result, error) {
+func (r *Reconciler) observe(ctx context.Context, fw *v2.Firewall, m *metal.FirewallResponse, paused bool) (ctrl.Result, error) {
+	fw.Status.AllocationStarted = nil // confirmed
 	r.setCondition(fw, v2.ConditionCreated, true, v2.ReasonCreated, fmt.Sprintf("machine %s allocated", m.ID))
 	r.setMachineStatus(fw, m)
 	ms := fw.Status.MachineStatus
@@ -135,6 +265,9 @@ func (r *Reconciler) observe(ctx context.Context, fw *v2.Firewall, m *metal.Fire
 	case alive && !ms.CrashLoop && lastEvent == metal.EventPhonedHome:
 		fw.Status.Phase = v2.FirewallPhaseRunning
 		r.setCondition(fw, v2.ConditionReady, true, v2.ReasonReady, "machine is alive and phoned home")
+		if paused {
+			return ctrl.Result{RequeueAfter: r.Config.RunningPoll}, nil // tags and ssh keys sync after the pause
+		}
 		if err := r.syncMachine(ctx, fw, m); err != nil {
 			return ctrl.Result{}, err
 		}

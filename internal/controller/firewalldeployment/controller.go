@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/firewall"
@@ -101,7 +102,23 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallDeploymentList{} })
 	}
+	if gvk, ok := pause.ClusterAPIInstalled(mgr.GetRESTMapper()); ok {
+		b = b.Watches(pause.ClusterObject(gvk), handler.EnqueueRequestsFromMapFunc(r.deploymentsInNamespace))
+	}
 	return b.Complete(r)
+}
+
+// deploymentsInNamespace maps a Cluster API Cluster to the deployments of its namespace.
+func (r *Reconciler) deploymentsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v2.FirewallDeploymentList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }
 
 func (r *Reconciler) deploymentsReferencing(secret bool) handler.MapFunc {
@@ -127,7 +144,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err := r.Client.Get(ctx, req.NamespacedName, deploy); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	paused, pausedBy, err := pause.Check(ctx, r.Client, deploy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	if !deploy.DeletionTimestamp.IsZero() {
+		if paused {
+			// No change to children while paused, deleting none: the deletion waits.
+			original := deploy.DeepCopy()
+			pause.SetDeletionWaits(&deploy.Status.Conditions, deploy.Generation, pausedBy)
+			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, deploy, client.MergeFrom(original)))
+		}
 		return r.reconcileDelete(ctx, deploy)
 	}
 	if controllerutil.AddFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
@@ -143,6 +170,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		if sets, err := r.ownedSets(ctx, deploy); err == nil {
 			r.setStatus(deploy, sets)
 		}
+		if retErr == nil {
+			deploy.Status.ObservedGeneration = deploy.Generation // only a pass that went through
+		}
 		patch := client.MergeFrom(original)
 		if data, err := patch.Data(deploy); err == nil && string(data) == "{}" {
 			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
@@ -152,13 +182,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 	}()
 
-	if v2.IsPaused(deploy.Annotations) {
-		pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, true, "FirewallDeployment "+deploy.Name)
-		return ctrl.Result{}, nil
+	pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, paused, pausedBy)
+	if paused {
+		// The agents' tokens keep rotating (they change no machine and no set): a pause longer
+		// than a token's lifetime must not lock the agents out.
+		refresh, err := r.ensureAgentAccess(ctx, deploy)
+		return ctrl.Result{RequeueAfter: refresh}, err
 	}
-	pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, false, "")
 
-	if changed, err := r.maintain(ctx, deploy, sets); err != nil || changed {
+	if changed, err := r.rollback(ctx, deploy, sets); err != nil || changed {
+		return ctrl.Result{}, err // the spec write brings the deployment back
+	}
+	changed, retry, err := r.maintain(ctx, deploy, sets)
+	if err != nil || changed {
 		// The write brings the deployment back with its new spec or annotations.
 		return ctrl.Result{}, err
 	}
@@ -166,7 +202,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		// Gardener's bookkeeping must not hold up the firewalls; the next reconcile tries again.
 		logf.FromContext(ctx).Error(err, "Publishing the egress CIDRs to Gardener failed")
 	}
-	return r.rollout(ctx, deploy, sets)
+	result, err = r.rollout(ctx, deploy, sets)
+	if retry > 0 && err == nil && !result.Requeue && (result.RequeueAfter == 0 || retry < result.RequeueAfter) {
+		result.RequeueAfter = retry // a failed maintenance step is tried again, without blocking the rollout
+	}
+	return result, err
 }
 
 func (r *Reconciler) ownedSets(ctx context.Context, deploy *v2.FirewallDeployment) ([]*v2.FirewallSet, error) {

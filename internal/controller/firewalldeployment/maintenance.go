@@ -3,13 +3,16 @@ package firewalldeployment
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -26,23 +29,69 @@ type ImageResolver interface {
 // either way, so that the next window triggers again.
 //
 // The reconcile annotation (one extra reconcile, which this is) is consumed here too.
-func (r *Reconciler) maintain(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) (changed bool, err error) {
+//
+// A failing step (metal-api cannot name the newest image) never blocks the rollout: it is
+// reported in the Maintained condition, the maintain annotation stays, and retry says when to
+// try again.
+func (r *Reconciler) maintain(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) (changed bool, retry time.Duration, err error) {
 	_, maintain := deploy.Annotations[v2.MaintenanceAnnotation]
 	_, reconcile := deploy.Annotations[v2.ReconcileAnnotation]
 	if !maintain && !reconcile {
-		return false, nil
+		return false, 0, nil
 	}
 	before := deploy.DeepCopy()
-	delete(deploy.Annotations, v2.MaintenanceAnnotation)
 	delete(deploy.Annotations, v2.ReconcileAnnotation)
 	if maintain && deploy.Spec.AutoUpdate.MachineImage && r.Images != nil {
 		if err := r.autoUpdateImage(ctx, deploy, sets); err != nil {
-			return false, err
+			setCondition(deploy, v2.ConditionMaintained, false, v2.ReasonMaintenanceFailed, err.Error())
+			if !reconcile {
+				return false, maintenanceRetry, nil
+			}
+			retry = maintenanceRetry
+		} else {
+			delete(deploy.Annotations, v2.MaintenanceAnnotation)
+			setCondition(deploy, v2.ConditionMaintained, true, v2.ReasonMaintained, "the last maintenance went through")
 		}
+	} else {
+		delete(deploy.Annotations, v2.MaintenanceAnnotation)
 	}
 	// The status is patched separately (deferred in Reconcile); this writes metadata and spec.
 	if err := r.Client.Patch(ctx, deploy, client.MergeFrom(before)); err != nil {
-		return false, fmt.Errorf("finishing maintenance: %w", err)
+		return false, 0, fmt.Errorf("finishing maintenance: %w", err)
+	}
+	return retry == 0, retry, nil
+}
+
+// maintenanceRetry is how soon a failed maintenance step is tried again.
+const maintenanceRetry = time.Minute
+
+// rollback handles RollbackToRevisionAnnotation: it copies the template of the set with that
+// revision into the spec (the rollout then brings that set back) and removes the annotation.
+// An unknown revision is reported and the annotation removed, so that it does not linger.
+func (r *Reconciler) rollback(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) (bool, error) {
+	value, ok := deploy.Annotations[v2.RollbackToRevisionAnnotation]
+	if !ok {
+		return false, nil
+	}
+	before := deploy.DeepCopy()
+	delete(deploy.Annotations, v2.RollbackToRevisionAnnotation)
+	var from *v2.FirewallSet
+	for _, set := range sets {
+		if set.DeletionTimestamp.IsZero() && strconv.Itoa(fwutil.Revision(set)) == value {
+			from = set
+		}
+	}
+	if from == nil {
+		r.event(deploy, corev1.EventTypeWarning, "RollbackFailed", "Rollback", "No set with revision %q to roll back to", value)
+		setCondition(deploy, v2.ConditionProgressing, false, v2.ReasonRollbackRevisionNotFound, fmt.Sprintf("no set with revision %q to roll back to", value))
+	} else {
+		labels := deploy.Spec.Template.ObjectMeta.Labels
+		deploy.Spec.Template.Spec = *from.Spec.Template.Spec.DeepCopy()
+		deploy.Spec.Template.ObjectMeta.Labels = labels
+		r.event(deploy, corev1.EventTypeNormal, "RolledBack", "Rollback", "Rolled the template back to revision %s (set %s)", value, from.Name)
+	}
+	if err := r.Client.Patch(ctx, deploy, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return false, fmt.Errorf("rolling back: %w", err)
 	}
 	return true, nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -92,42 +93,136 @@ func (r *Reconciler) rolloutSets(ctx context.Context, deploy *v2.FirewallDeploym
 	}
 	wantHash := fwutil.RolloutHash(&deploy.Spec.Template.Spec, userdataHash)
 
-	if reason := newSetReason(deploy, latest, wantHash); reason != "" {
-		if wait := r.backoff(deploy); wait > 0 {
-			return ctrl.Result{RequeueAfter: wait}, nil
+	fws, err := r.firewallsBySet(ctx, deploy)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in := PlanInput{
+		Strategy: deploy.Spec.Strategy,
+		Replicas: deploy.Spec.Replicas,
+		WantHash: wantHash,
+	}
+	if deploy.Spec.RevisionHistoryLimit != nil {
+		in.HistoryLimit = int(*deploy.Spec.RevisionHistoryLimit)
+	}
+	switch {
+	case v2.IsTrue(deploy.Annotations, v2.RollSetAnnotation):
+		in.RollRequested = "roll requested on the deployment"
+	case latest != nil && v2.IsTrue(latest.Annotations, v2.RollSetAnnotation):
+		in.RollRequested = "roll requested on set " + latest.Name
+	}
+	byName := map[string]*v2.FirewallSet{}
+	for _, set := range sets {
+		byName[set.Name] = set
+		in.Sets = append(in.Sets, setState(deploy, set, fws[set.UID], wantHash))
+	}
+	plan := Plan(in)
+	logf.FromContext(ctx).V(1).Info("Rollout plan", "phase", plan.Phase, "actions", fmt.Sprint(plan.Actions))
+
+	for _, a := range plan.Actions {
+		var err error
+		switch a.Kind {
+		case ActionCreate:
+			if wait := r.backoff(deploy); wait > 0 {
+				return ctrl.Result{RequeueAfter: wait}, nil
+			}
+			return r.createSet(ctx, deploy, a, wantHash, userdataHash)
+		case ActionUpdateTarget:
+			err = r.updateTarget(ctx, deploy, byName[a.Set], a)
+		case ActionScale:
+			err = r.patchSet(ctx, deploy, byName[a.Set], func(s *v2.FirewallSet) { s.Spec.Replicas = a.Replicas })
+			if err == nil {
+				r.event(deploy, corev1.EventTypeNormal, "ScaledDown", "ScaleSet", "Scaled set %s to %d: %s", a.Set, a.Replicas, a.Why)
+			}
+		case ActionPromote:
+			err = r.promote(ctx, deploy, byName[a.Set])
+		case ActionDelete:
+			err = r.deleteSet(ctx, deploy, byName[a.Set], a.Why)
 		}
-		return r.createSet(ctx, deploy, sets, latest, wantHash, userdataHash, reason)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	// The other sets keep their templates, but inherited annotations follow the deployment. A
+	// set found carrying traffic without the mark (created by the upstream manager, or the first
+	// set) gets it now, so that it is kept as history once scaled down.
+	for i, set := range sets {
+		if !set.DeletionTimestamp.IsZero() {
+			continue
+		}
+		mark := in.Sets[i].Promoted && !v2.IsTrue(set.Annotations, v2.PromotedAnnotation) && !demoted(plan, set.Name)
+		if err := r.patchSet(ctx, deploy, set, func(s *v2.FirewallSet) {
+			if mark {
+				s.Annotations[v2.PromotedAnnotation] = "true"
+			}
+		}); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 
-	if deploy.Spec.Strategy == v2.StrategyRecreate {
-		return r.recreate(ctx, deploy, sets, latest)
+	target := byName[plan.Target]
+	switch plan.Phase {
+	case PhaseComplete:
+		setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetAvailable, plan.Message)
+		return ctrl.Result{}, nil
+	case PhaseRetiring:
+		setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonFirewallSetUpdated, plan.Message)
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	default:
+		return r.waitForSet(deploy, target, plan.Message), nil
 	}
-	return r.rollingUpdate(ctx, deploy, sets, latest)
 }
 
-// newSetReason says why the deployment needs a new set, or "" when the latest set will do.
-func newSetReason(deploy *v2.FirewallDeployment, latest *v2.FirewallSet, wantHash string) string {
-	switch {
-	case latest == nil:
-		return "no set yet"
-	case v2.IsTrue(deploy.Annotations, v2.RollSetAnnotation):
-		return "roll requested on the deployment"
-	case v2.IsTrue(latest.Annotations, v2.RollSetAnnotation):
-		return "roll requested on set " + latest.Name
-	}
-	have := latest.Annotations[fwutil.TemplateHashAnnotation]
-	if have == "" {
-		// A set created by the upstream manager: compare the fields that need new machines.
-		have = fwutil.RolloutHash(&latest.Spec.Template.Spec, latest.Annotations[UserdataHashAnnotation])
-		wantNoUserdata := fwutil.RolloutHash(&deploy.Spec.Template.Spec, latest.Annotations[UserdataHashAnnotation])
-		if have == wantNoUserdata {
-			return ""
+func demoted(plan RolloutPlan, name string) bool {
+	for _, a := range plan.Actions {
+		if a.Set == name && a.Demote {
+			return true
 		}
 	}
-	if have != wantHash {
-		return "size, image, networks or userdata changed"
+	return false
+}
+
+// setState is what the plan needs of a set. A set without a template hash (created by the
+// upstream manager) counts as built from the spec when size, image and networks match; one at
+// the shortest distance with ready firewalls counts as promoted.
+func setState(deploy *v2.FirewallDeployment, set *v2.FirewallSet, firewalls int, wantHash string) SetState {
+	s := SetState{
+		Name:      set.Name,
+		Revision:  fwutil.Revision(set),
+		Hash:      set.Annotations[fwutil.TemplateHashAnnotation],
+		Replicas:  set.Spec.Replicas,
+		Distance:  set.Spec.Distance,
+		Ready:     set.Status.ReadyReplicas,
+		Observed:  set.Status.ObservedGeneration == set.Generation,
+		Firewalls: firewalls,
+		Deleting:  !set.DeletionTimestamp.IsZero(),
+		Promoted:  v2.IsTrue(set.Annotations, v2.PromotedAnnotation),
 	}
-	return ""
+	if s.Hash == "" {
+		udh := set.Annotations[UserdataHashAnnotation]
+		if fwutil.RolloutHash(&set.Spec.Template.Spec, udh) == fwutil.RolloutHash(&deploy.Spec.Template.Spec, udh) {
+			s.Hash = wantHash
+		}
+	}
+	if !s.Promoted && s.Distance == v2.FirewallShortestDistance && s.Replicas > 0 && s.Ready > 0 && !s.Deleting {
+		s.Promoted = true
+	}
+	return s
+}
+
+// firewallsBySet counts the Firewall objects each set owns, those being deleted included.
+func (r *Reconciler) firewallsBySet(ctx context.Context, deploy *v2.FirewallDeployment) (map[types.UID]int, error) {
+	var list v2.FirewallList
+	if err := r.Client.List(ctx, &list, client.InNamespace(deploy.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing firewalls: %w", err)
+	}
+	out := map[types.UID]int{}
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); ref != nil && ref.Kind == "FirewallSet" {
+			out[ref.UID]++
+		}
+	}
+	return out, nil
 }
 
 func (r *Reconciler) backoff(deploy *v2.FirewallDeployment) time.Duration {
@@ -143,35 +238,23 @@ func (r *Reconciler) backoff(deploy *v2.FirewallDeployment) time.Duration {
 	return 0
 }
 
-func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet, latest *v2.FirewallSet, templateHash, userdataHash, reason string) (ctrl.Result, error) {
-	revision := 0
-	if latest != nil {
-		revision = fwutil.Revision(latest) + 1
-	}
-	replicas, distance := deploy.Spec.Replicas, v2.FirewallShortestDistance
-	if latest != nil {
-		if deploy.Spec.Strategy == v2.StrategyRecreate {
-			replicas = 0 // scaled up once the old sets are gone
-		} else {
-			distance = v2.FirewallRollingUpdateSetDistance // staged: draws no traffic until ready
-		}
-	}
+func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeployment, a Action, templateHash, userdataHash string) (ctrl.Result, error) {
 	set := &v2.FirewallSet{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fwutil.NameWithSuffix(deploy.Name, fwutil.RandomSuffix(5)),
 			Namespace: deploy.Namespace,
 			Labels:    map[string]string{fwutil.DeploymentLabel: deploy.Name},
 			Annotations: map[string]string{
-				v2.RevisionAnnotation:         strconv.Itoa(revision),
+				v2.RevisionAnnotation:         strconv.Itoa(a.Revision),
 				fwutil.TemplateHashAnnotation: templateHash,
 				UserdataHashAnnotation:        userdataHash,
 			},
 		},
 		Spec: v2.FirewallSetSpec{
-			Replicas: replicas,
+			Replicas: a.Replicas,
 			Selector: maps.Clone(deploy.Spec.Selector),
 			Template: *deploy.Spec.Template.DeepCopy(),
-			Distance: distance,
+			Distance: a.Distance,
 		},
 	}
 	maps.Copy(set.Labels, deploy.Labels)
@@ -182,7 +265,7 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	if len(set.Spec.Selector) == 0 {
 		set.Spec.Selector = maps.Clone(set.Spec.Template.ObjectMeta.Labels)
 	}
-	v2.CopyInherited(deploy.Annotations, &set.Annotations)
+	v2.SyncInherited(deploy.Annotations, &set.Annotations)
 	if err := controllerutil.SetControllerReference(deploy, set, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -195,9 +278,9 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	r.lastCreated[string(deploy.UID)] = r.Now()
 	r.mu.Unlock()
 
-	logf.FromContext(ctx).Info("Created firewall set", "set", set.Name, "revision", revision, "reason", reason)
-	r.event(deploy, corev1.EventTypeNormal, "SuccessfulCreate", "CreateSet", "Created set %s (revision %d): %s", set.Name, revision, reason)
-	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetCreated, fmt.Sprintf("set %s created: %s", set.Name, reason))
+	logf.FromContext(ctx).Info("Created firewall set", "set", set.Name, "revision", a.Revision, "reason", a.Why)
+	r.event(deploy, corev1.EventTypeNormal, "SuccessfulCreate", "CreateSet", "Created set %s (revision %d): %s", set.Name, a.Revision, a.Why)
+	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetCreated, fmt.Sprintf("set %s created: %s", set.Name, a.Why))
 
 	if v2.IsTrue(deploy.Annotations, v2.RollSetAnnotation) {
 		original := deploy.DeepCopy()
@@ -209,103 +292,55 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	return ctrl.Result{Requeue: true}, nil
 }
 
-// rollingUpdate keeps the old sets until every firewall of the latest set is ready, then
-// deletes them and moves the latest set to the shortest distance.
-func (r *Reconciler) rollingUpdate(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet, latest *v2.FirewallSet) (ctrl.Result, error) {
-	if err := r.syncSet(ctx, deploy, latest, deploy.Spec.Replicas, latest.Spec.Distance); err != nil {
-		return ctrl.Result{}, err
-	}
-	old := sets[:len(sets)-1]
-	// During quick successive changes keep only the oldest set (it carries the traffic) and the
-	// newest; sets in between never become ready and would only hold machines.
-	for i := 1; i < len(old); i++ {
-		if err := r.deleteSet(ctx, deploy, old[i], "superseded before it became ready"); err != nil {
-			return ctrl.Result{}, err
+// updateTarget applies the deployment's template (in-place fields), replicas, distance and
+// revision to the target set. Only the target ever gets the current template: every other set
+// keeps the one it was created with.
+func (r *Reconciler) updateTarget(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet, a Action) error {
+	return r.patchSet(ctx, deploy, set, func(want *v2.FirewallSet) {
+		want.Spec.Replicas = a.Replicas
+		want.Spec.Distance = a.Distance
+		labels := want.Spec.Template.ObjectMeta.Labels
+		want.Spec.Template = *deploy.Spec.Template.DeepCopy()
+		want.Spec.Template.ObjectMeta.Labels = labels // keep the labels the selector was built from
+		if a.Revision != fwutil.Revision(set) {
+			want.Annotations[v2.RevisionAnnotation] = strconv.Itoa(a.Revision)
+			r.event(deploy, corev1.EventTypeNormal, "Reactivated", "ScaleSet", "Set %s is the target again, as revision %d", set.Name, a.Revision)
 		}
-	}
-	if !setReady(latest, deploy.Spec.Replicas) {
-		return r.waitForSet(deploy, latest), nil
-	}
-	if err := r.retireOldSets(ctx, deploy, old); err != nil {
-		return ctrl.Result{}, err
-	}
-	if remaining := countAlive(old); remaining > 0 {
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
-	}
-	if latest.Spec.Distance != v2.FirewallShortestDistance {
-		if err := r.syncSet(ctx, deploy, latest, deploy.Spec.Replicas, v2.FirewallShortestDistance); err != nil {
-			return ctrl.Result{}, err
+		if a.Demote {
+			delete(want.Annotations, v2.PromotedAnnotation)
 		}
-		r.rolloutDone(deploy, latest)
-	}
-	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetAvailable, fmt.Sprintf("set %s is available", latest.Name))
-	return ctrl.Result{}, nil
+	})
 }
 
-// recreate frees the old sets first and scales the latest set up once they are gone.
-func (r *Reconciler) recreate(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet, latest *v2.FirewallSet) (ctrl.Result, error) {
-	old := sets[:len(sets)-1]
-	if err := r.retireOldSets(ctx, deploy, old); err != nil {
-		return ctrl.Result{}, err
+// promote marks the set as carrying the traffic and gives it the shortest distance.
+func (r *Reconciler) promote(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet) error {
+	wasPromoted := v2.IsTrue(set.Annotations, v2.PromotedAnnotation)
+	wasStaged := set.Spec.Distance != v2.FirewallShortestDistance
+	if err := r.patchSet(ctx, deploy, set, func(want *v2.FirewallSet) {
+		want.Annotations[v2.PromotedAnnotation] = "true"
+		want.Spec.Distance = v2.FirewallShortestDistance
+	}); err != nil {
+		return err
 	}
-	if remaining := countAlive(old); remaining > 0 {
-		if err := r.syncSet(ctx, deploy, latest, 0, v2.FirewallShortestDistance); err != nil {
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
-	}
-	wasScaledDown := latest.Spec.Replicas == 0 && deploy.Spec.Replicas > 0 && len(old) > 0
-	if err := r.syncSet(ctx, deploy, latest, deploy.Spec.Replicas, v2.FirewallShortestDistance); err != nil {
-		return ctrl.Result{}, err
-	}
-	if wasScaledDown {
-		r.event(deploy, corev1.EventTypeNormal, "Recreate", "ScaleSet", "Old sets are gone, scaled set %s up", latest.Name)
-	}
-	if !setReady(latest, deploy.Spec.Replicas) {
-		return r.waitForSet(deploy, latest), nil
-	}
-	setCondition(deploy, v2.ConditionProgressing, true, v2.ReasonNewFirewallSetAvailable, fmt.Sprintf("set %s is available", latest.Name))
-	return ctrl.Result{}, nil
-}
-
-// retireOldSets deletes old sets, keeping up to revisionHistoryLimit of them scaled to zero.
-func (r *Reconciler) retireOldSets(ctx context.Context, deploy *v2.FirewallDeployment, old []*v2.FirewallSet) error {
-	keep := 0
-	if deploy.Spec.RevisionHistoryLimit != nil {
-		keep = int(*deploy.Spec.RevisionHistoryLimit)
-	}
-	for i := len(old) - 1; i >= 0; i-- {
-		set := old[i]
-		if !set.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if keep > 0 {
-			keep--
-			if err := r.syncSet(ctx, deploy, set, 0, set.Spec.Distance); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := r.deleteSet(ctx, deploy, set, "replaced by a newer set"); err != nil {
-			return err
-		}
+	if !wasPromoted && wasStaged {
+		r.rolloutDone(deploy, set)
 	}
 	return nil
 }
 
-// syncSet applies the deployment's template (in-place fields), replicas and distance to a set.
-func (r *Reconciler) syncSet(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet, replicas int, distance v2.FirewallDistance) error {
+// patchSet applies mutate and the deployment's inherited annotations to a set, with optimistic
+// locking: a set changed meanwhile is read again on the next pass instead of overwritten.
+func (r *Reconciler) patchSet(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet, mutate func(*v2.FirewallSet)) error {
 	want := set.DeepCopy()
-	want.Spec.Replicas = replicas
-	want.Spec.Distance = distance
-	labels := want.Spec.Template.ObjectMeta.Labels
-	want.Spec.Template = *deploy.Spec.Template.DeepCopy()
-	want.Spec.Template.ObjectMeta.Labels = labels // keep the labels the selector was built from
-	v2.CopyInherited(deploy.Annotations, &want.Annotations)
+	if want.Annotations == nil {
+		want.Annotations = map[string]string{}
+	}
+	mutate(want)
+	v2.SyncInherited(deploy.Annotations, &want.Annotations)
 	if equality.Semantic.DeepEqual(want.Spec, set.Spec) && equality.Semantic.DeepEqual(want.Annotations, set.Annotations) {
 		return nil
 	}
-	if err := r.Client.Patch(ctx, want, client.MergeFrom(set)); err != nil {
+	if err := r.Client.Patch(ctx, want, client.MergeFromWithOptions(set, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("updating set %s: %w", set.Name, err)
 	}
 	*set = *want
@@ -316,19 +351,20 @@ func (r *Reconciler) deleteSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	if !set.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	if err := r.Client.Delete(ctx, set); client.IgnoreNotFound(err) != nil {
+	if err := r.Client.Delete(ctx, set, client.Preconditions{UID: &set.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting set %s: %w", set.Name, err)
 	}
 	r.event(deploy, corev1.EventTypeNormal, "SuccessfulDelete", "DeleteSet", "Deleted set %s: %s", set.Name, why)
+	now := metav1.Now()
+	set.DeletionTimestamp = &now // this pass leaves it alone from here on
 	return nil
 }
 
-func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.FirewallSet) ctrl.Result {
+func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.FirewallSet, msg string) ctrl.Result {
 	deadline := r.ProgressDeadline
 	if deploy.Spec.ProgressDeadlineSeconds != nil {
 		deadline = time.Duration(*deploy.Spec.ProgressDeadlineSeconds) * time.Second
 	}
-	msg := fmt.Sprintf("set %s has %d of %d firewalls ready", latest.Name, latest.Status.ReadyReplicas, deploy.Spec.Replicas)
 	if deadline > 0 {
 		if age := r.Now().Sub(latest.CreationTimestamp.Time); age > deadline {
 			setCondition(deploy, v2.ConditionProgressing, false, v2.ReasonProgressDeadlineExceeded, fmt.Sprintf("%s after %s", msg, deadline))
@@ -345,8 +381,8 @@ func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.F
 // waitForSet waits for the latest set. When its firewalls are ready and only its status lags
 // behind its spec (a distance or template patch just went out), it looks again shortly instead
 // of relying on the set's next status event alone.
-func (r *Reconciler) waitForSet(deploy *v2.FirewallDeployment, latest *v2.FirewallSet) ctrl.Result {
-	result := r.waitForProgress(deploy, latest)
+func (r *Reconciler) waitForSet(deploy *v2.FirewallDeployment, latest *v2.FirewallSet, msg string) ctrl.Result {
+	result := r.waitForProgress(deploy, latest, msg)
 	if latest.Status.ReadyReplicas >= deploy.Spec.Replicas && (result.RequeueAfter == 0 || result.RequeueAfter > 2*time.Second) {
 		result.RequeueAfter = 2 * time.Second
 	}
@@ -359,25 +395,6 @@ func (r *Reconciler) rolloutDone(deploy *v2.FirewallDeployment, latest *v2.Firew
 	if r.OnRolloutDone != nil {
 		r.OnRolloutDone(deploy.Namespace, deploy.Name, d)
 	}
-}
-
-// setReady is true when the set observed its current spec and has enough ready firewalls.
-func setReady(set *v2.FirewallSet, replicas int) bool {
-	return set.Status.ObservedGeneration == set.Generation && set.Spec.Replicas == replicas && set.Status.ReadyReplicas >= replicas
-}
-
-// countAlive counts old sets that still hold (or are freeing) firewalls; a set kept for the
-// revision history at zero replicas does not count once it is empty.
-func countAlive(sets []*v2.FirewallSet) int {
-	n := 0
-	for _, s := range sets {
-		empty := s.Status.ReadyReplicas+s.Status.ProgressingReplicas+s.Status.UnhealthyReplicas == 0
-		if s.DeletionTimestamp.IsZero() && s.Spec.Replicas == 0 && s.Status.ObservedGeneration == s.Generation && empty {
-			continue
-		}
-		n++
-	}
-	return n
 }
 
 func sortByRevision(sets []*v2.FirewallSet) {

@@ -15,7 +15,6 @@ import (
 func (r *Reconciler) setStatus(deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) {
 	sortByRevision(sets)
 	s := &deploy.Status
-	s.ObservedGeneration = deploy.Generation
 	s.AvailableReplicas = 0
 	for _, set := range sets {
 		s.AvailableReplicas += set.Status.ReadyReplicas

@@ -23,7 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/controller/fwutil"
@@ -44,6 +46,10 @@ type Reconciler struct {
 	// ReplicaSet's create expectations), so a reconcile on a stale cache creates no extra one.
 	mu      sync.Mutex
 	created map[string]map[string]time.Time
+	// deleted are firewalls this controller deleted (delete expectations), per set.
+	deleted map[string]map[string]time.Time
+	// known are the firewalls last seen per set, to notice one removed behind our back.
+	known map[string]map[string]time.Time
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewallsets,verbs=get;list;watch;update;patch
@@ -61,11 +67,32 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		Named("firewallset").
 		For(&v2.FirewallSet{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&v2.Firewall{}).
+		// The end of the deployment's pause reaches its sets at once.
+		Watches(&v2.FirewallDeployment{}, handler.EnqueueRequestsFromMapFunc(r.setsOf), builder.WithPredicates(pause.Changed())).
 		WithOptions(options)
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallSetList{} })
 	}
+	if gvk, ok := pause.ClusterAPIInstalled(mgr.GetRESTMapper()); ok {
+		b = b.Watches(pause.ClusterObject(gvk), handler.EnqueueRequestsFromMapFunc(r.setsOf))
+	}
 	return b.Complete(r)
+}
+
+// setsOf maps a deployment to its sets, and a Cluster API Cluster to every set of its namespace.
+func (r *Reconciler) setsOf(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v2.FirewallSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	_, isDeployment := obj.(*v2.FirewallDeployment)
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if ref := metav1.GetControllerOf(&list.Items[i]); !isDeployment || ref != nil && ref.UID == obj.GetUID() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
 }
 
 // Selector is the set's effective selector: spec.selector, else the template labels.
@@ -86,6 +113,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !set.DeletionTimestamp.IsZero() {
+		paused, by, err := pause.Check(ctx, r.Client, set)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if paused {
+			// A paused set changes no firewall, deleting none: the deletion waits for the unpause.
+			original := set.DeepCopy()
+			pause.SetDeletionWaits(&set.Status.Conditions, set.Generation, by)
+			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, set, client.MergeFrom(original)))
+		}
 		return r.reconcileDelete(ctx, set)
 	}
 	if controllerutil.AddFinalizer(set, v2.FirewallSetFinalizer) {
@@ -100,6 +137,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	original := set.DeepCopy()
 	defer func() {
 		r.setStatus(set, owned)
+		if retErr == nil {
+			set.Status.ObservedGeneration = set.Generation // only a pass that went through
+		}
 		patch := client.MergeFrom(original)
 		if data, err := patch.Data(set); err == nil && string(data) == "{}" {
 			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
@@ -153,7 +193,8 @@ func (r *Reconciler) adopt(ctx context.Context, set *v2.FirewallSet, fw *v2.Fire
 	if err := controllerutil.SetControllerReference(set, fw, r.Client.Scheme()); err != nil {
 		return err
 	}
-	if err := r.Client.Patch(ctx, fw, client.MergeFrom(original)); err != nil {
+	// Optimistic locking: while an old and a new set share a selector, only one may adopt.
+	if err := r.Client.Patch(ctx, fw, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("adopting firewall %s: %w", fw.Name, err)
 	}
 	r.event(set, corev1.EventTypeNormal, "Adopted", "Adopt", "Adopted firewall %s", fw.Name)
@@ -177,7 +218,7 @@ func desiredFirewall(set *v2.FirewallSet, fw *v2.Firewall, distance v2.FirewallD
 	maps.Copy(want.Labels, set.Spec.Template.ObjectMeta.Labels)
 	maps.Copy(want.Labels, Selector(set))
 	// Inherited while the set has them (upstream copied no-controller-connection only once).
-	v2.CopyInherited(set.Annotations, &want.Annotations)
+	v2.SyncInherited(set.Annotations, &want.Annotations)
 	return want
 }
 
@@ -189,7 +230,6 @@ func changed(a, b *v2.Firewall) bool {
 func (r *Reconciler) setStatus(set *v2.FirewallSet, owned []*v2.Firewall) {
 	now := r.Now()
 	status := &set.Status
-	status.ObservedGeneration = set.Generation
 	status.TargetReplicas = set.Spec.Replicas
 	status.ReadyReplicas, status.ProgressingReplicas, status.UnhealthyReplicas = 0, 0, 0
 	for _, fw := range owned {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2
 	var active, timedOut []*v2.Firewall
 	var recheck time.Duration
 	for _, fw := range owned {
-		if !fw.DeletionTimestamp.IsZero() {
+		if !fw.DeletionTimestamp.IsZero() || r.deletePending(set, fw) {
 			continue
 		}
 		v := fwutil.Evaluate(fw, now, r.Timeouts)
@@ -55,8 +56,17 @@ func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2
 	}
 
 	pending := r.pendingCreates(set, owned)
+	vanished := r.vanished(set, owned)
 	for n := len(active) + pending; n < set.Spec.Replicas; n++ {
-		fw, err := r.create(ctx, set, fwutil.DistanceFor(set.Spec.Distance, n))
+		// A firewall that disappeared without this controller deleting it (a shallow delete
+		// that removed the finalizer) still has its machine: the replacement takes its name, so
+		// the firewall controller adopts that machine instead of allocating one more.
+		name := ""
+		if len(vanished) > 0 {
+			name, vanished = vanished[0], vanished[1:]
+			log.Info("Re-creating a firewall that was removed without freeing its machine", "firewall", name)
+		}
+		fw, err := r.create(ctx, set, name, fwutil.DistanceFor(set.Spec.Distance, n))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -95,10 +105,13 @@ func (r *Reconciler) scale(ctx context.Context, set *v2.FirewallSet, owned []*v2
 	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
-func (r *Reconciler) create(ctx context.Context, set *v2.FirewallSet, distance v2.FirewallDistance) (*v2.Firewall, error) {
+func (r *Reconciler) create(ctx context.Context, set *v2.FirewallSet, name string, distance v2.FirewallDistance) (*v2.Firewall, error) {
+	if name == "" {
+		name = fwutil.NameWithSuffix(firewallNameBase(set), fwutil.RandomSuffix(5))
+	}
 	fw := &v2.Firewall{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        fwutil.NameWithSuffix(firewallNameBase(set), fwutil.RandomSuffix(5)),
+			Name:        name,
 			Namespace:   set.Namespace,
 			Labels:      map[string]string{},
 			Annotations: map[string]string{},
@@ -124,9 +137,10 @@ func (r *Reconciler) create(ctx context.Context, set *v2.FirewallSet, distance v
 }
 
 func (r *Reconciler) delete(ctx context.Context, set *v2.FirewallSet, fw *v2.Firewall, why string) error {
-	if err := r.Client.Delete(ctx, fw); client.IgnoreNotFound(err) != nil {
+	if err := r.Client.Delete(ctx, fw, client.Preconditions{UID: &fw.UID}); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("deleting firewall %s: %w", fw.Name, err)
 	}
+	r.expectDeleted(set, fw.Name)
 	r.event(set, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "Deleted firewall %s (%s)", fw.Name, why)
 	return nil
 }
@@ -161,6 +175,10 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, set *v2.FirewallSet) (
 	if len(owned) > 0 {
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
+	r.mu.Lock()
+	delete(r.known, string(set.UID))
+	delete(r.deleted, string(set.UID))
+	r.mu.Unlock()
 	original := set.DeepCopy()
 	fwutil.ReleaseFinalizers(set, v2.FirewallSetFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, set, client.MergeFrom(original)))
@@ -204,4 +222,74 @@ func (r *Reconciler) expectCreated(set *v2.FirewallSet, name string) {
 		r.created[string(set.UID)] = map[string]time.Time{}
 	}
 	r.created[string(set.UID)][name] = r.Now()
+}
+
+// Delete expectations: a firewall this controller deleted counts as gone even while the cache
+// still shows it without a deletion timestamp, so a reconcile on a stale cache neither deletes a
+// second firewall nor keeps counting the first.
+
+// deletePending reports whether fw was deleted by this controller and the cache lags.
+func (r *Reconciler) deletePending(set *v2.FirewallSet, fw *v2.Firewall) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.deleted[string(set.UID)][fw.Name]
+	if !ok {
+		return false
+	}
+	if !fw.DeletionTimestamp.IsZero() || r.Now().Sub(at) > createExpiry {
+		delete(r.deleted[string(set.UID)], fw.Name)
+		return false
+	}
+	return true
+}
+
+func (r *Reconciler) expectDeleted(set *v2.FirewallSet, name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deleted == nil {
+		r.deleted = map[string]map[string]time.Time{}
+	}
+	if r.deleted[string(set.UID)] == nil {
+		r.deleted[string(set.UID)] = map[string]time.Time{}
+	}
+	r.deleted[string(set.UID)][name] = r.Now()
+}
+
+// vanished returns the names of firewalls the set owned that are gone although this controller
+// did not delete them, and remembers the current ones for the next pass. A replacement takes
+// such a name: when the firewall went through its finalizer the machine was freed and a new one
+// is allocated; when someone removed the finalizer (a shallow delete) the machine is adopted
+// instead of leaked. Names are offered for createExpiry; the memory is per process.
+func (r *Reconciler) vanished(set *v2.FirewallSet, owned []*v2.Firewall) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil {
+		r.known = map[string]map[string]time.Time{}
+	}
+	uid := string(set.UID)
+	now := r.Now()
+	current := map[string]time.Time{}
+	for _, fw := range owned {
+		current[fw.Name] = time.Time{}
+	}
+	var gone []string
+	for name, since := range r.known[uid] {
+		if _, present := current[name]; present {
+			continue
+		}
+		if _, deletedByUs := r.deleted[uid][name]; deletedByUs {
+			continue
+		}
+		if since.IsZero() {
+			since = now
+		}
+		if now.Sub(since) > createExpiry {
+			continue
+		}
+		current[name] = since
+		gone = append(gone, name)
+	}
+	slices.Sort(gone)
+	r.known[uid] = current
+	return gone
 }

@@ -21,6 +21,7 @@ type faultRules struct {
 	failReclaim map[string]bool
 	noHeartbeat map[string]bool
 	shuffleTags bool
+	inflight    inflightRules
 }
 
 type countedFailure struct {

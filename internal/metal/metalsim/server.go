@@ -229,6 +229,9 @@ func (s *Simulator) serveChecked(w http.ResponseWriter, r *http.Request, rt rout
 	if rt.perm != permAny && levelOf(authType) < rt.perm {
 		return writeError(w, http.StatusForbidden, "you are not member in one of "+permGroups[rt.perm])
 	}
+	if d := s.takeServerSideDelay(rt.op); d > 0 {
+		return s.serveDetached(w, r, rt, body, authType, d)
+	}
 	var out any
 	var herr error
 	s.locked(func(st *state, now time.Time) {
