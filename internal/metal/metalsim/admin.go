@@ -143,6 +143,13 @@ var faultTable = map[string]faultEntry{
 		f.DelayNext(a.Op, a.N, a.Delay.Duration)
 		return nil
 	}),
+	"slow-server-side": fault("carry out the next count requests of op delay after they arrived, even when the client gave up (an allocate that completes after the client's timeout)", func(f *Faults, a delayArgs) error {
+		if !f.knownOp(a.Op) {
+			return fmt.Errorf("unknown op %q", a.Op)
+		}
+		f.SlowServerSide(a.Op, a.N, a.Delay.Duration)
+		return nil
+	}),
 	"stall-provisioning": fault("stop the install at event (default Installing)", func(f *Faults, a stallArgs) error {
 		if a.Target == "" {
 			return errors.New("target is required")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metal-stack/metal-lib/httperrors"
 
@@ -196,7 +197,7 @@ func TestAdminFaultsOverHTTP(t *testing.T) {
 	for _, f := range list.Faults {
 		names[f.Name] = f.Doc != ""
 	}
-	for _, want := range []string{"conflict-on-update", "fail-next", "lose-next-allocate-response", "stall-provisioning", "vanish", "reset"} {
+	for _, want := range []string{"conflict-on-update", "fail-next", "lose-next-allocate-response", "stall-provisioning", "vanish", "reset", "slow-server-side"} {
 		if !names[want] {
 			t.Errorf("fault %q not listed with a doc: %v", want, names)
 		}
@@ -230,6 +231,34 @@ func TestAdminFaultsOverHTTP(t *testing.T) {
 	}
 	if _, ok := sim.Machine(fw.ID); ok {
 		t.Fatal("vanish over HTTP left the machine")
+	}
+
+	// An allocate that completes after the client gave up, injected over HTTP.
+	if got := do(t, "POST", url+metalsim.AdminPrefix+"faults/slow-server-side", `{"op":"firewall.allocate","count":1,"delay":"300ms"}`, nil); got.code != 200 {
+		t.Fatalf("slow-server-side: %d %s", got.code, got.body)
+	}
+	slow, _ := json.Marshal(firewallRequest("fw-slow"))
+	req, err := http.NewRequest("POST", url+"/v1/firewall/allocate", strings.NewReader(string(slow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := (&http.Client{Timeout: 50 * time.Millisecond}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the slow allocate answered within the client's timeout: %d", resp.StatusCode)
+	}
+	if _, ok := sim.Machine("fw-slow"); ok {
+		t.Fatal("the slow allocate was visible before it completed")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ok := sim.Machine("fw-slow"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the allocate the client gave up on never completed server-side")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	for name, tc := range map[string]struct {
