@@ -29,6 +29,8 @@ var documented = map[string][]string{
 		"update mutatingwebhookconfigurations.admissionregistration.k8s.io/palisade-validating-webhook-configuration",
 		"update validatingwebhookconfigurations.admissionregistration.k8s.io/palisade-mutating-webhook-configuration",
 		"update validatingwebhookconfigurations.admissionregistration.k8s.io/palisade-validating-webhook-configuration",
+		// Cluster API Clusters, read only: their spec.paused pauses the firewalls of the cluster.
+		"get clusters.cluster.x-k8s.io", "list clusters.cluster.x-k8s.io", "watch clusters.cluster.x-k8s.io",
 		// The manager's own API.
 		"firewall.metal-stack.io: firewalldeployments firewalls firewallsets firewallmonitors and their status and finalizers",
 	},
