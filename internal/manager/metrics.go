@@ -19,6 +19,9 @@ type metrics struct {
 	phase    *prometheus.Desc
 	ready    *prometheus.Desc
 	target   *prometheus.Desc
+	// Conditions as 1-valued series, so alerts can name a condition, status and reason.
+	firewallCondition   *prometheus.Desc
+	deploymentCondition *prometheus.Desc
 }
 
 func newMetrics(reader client.Reader) *metrics {
@@ -32,6 +35,10 @@ func newMetrics(reader client.Reader) *metrics {
 		phase:  prometheus.NewDesc("palisade_firewalls", "Firewalls by namespace and phase.", []string{"namespace", "phase"}, nil),
 		ready:  prometheus.NewDesc("palisade_firewalldeployment_ready_replicas", "Ready firewalls of a deployment's latest set.", []string{"namespace", "name"}, nil),
 		target: prometheus.NewDesc("palisade_firewalldeployment_target_replicas", "Desired firewalls of a deployment.", []string{"namespace", "name"}, nil),
+		firewallCondition: prometheus.NewDesc("palisade_firewall_condition",
+			"A firewall's status conditions (value 1) by type, status and reason.", []string{"namespace", "name", "type", "status", "reason"}, nil),
+		deploymentCondition: prometheus.NewDesc("palisade_firewalldeployment_condition",
+			"A deployment's status conditions (value 1) by type, status and reason.", []string{"namespace", "name", "type", "status", "reason"}, nil),
 	}
 }
 
@@ -54,6 +61,8 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.phase
 	ch <- m.ready
 	ch <- m.target
+	ch <- m.firewallCondition
+	ch <- m.deploymentCondition
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -68,6 +77,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 				phase = "Pending"
 			}
 			counts[[2]string{fw.Namespace, phase}]++
+			for _, c := range fw.Status.Conditions {
+				ch <- prometheus.MustNewConstMetric(m.firewallCondition, prometheus.GaugeValue, 1, fw.Namespace, fw.Name, c.Type, string(c.Status), c.Reason)
+			}
 		}
 		for k, n := range counts {
 			ch <- prometheus.MustNewConstMetric(m.phase, prometheus.GaugeValue, float64(n), k[0], k[1])
@@ -78,6 +90,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for _, d := range deploys.Items {
 			ch <- prometheus.MustNewConstMetric(m.ready, prometheus.GaugeValue, float64(d.Status.ReadyReplicas), d.Namespace, d.Name)
 			ch <- prometheus.MustNewConstMetric(m.target, prometheus.GaugeValue, float64(d.Spec.Replicas), d.Namespace, d.Name)
+			for _, c := range d.Status.Conditions {
+				ch <- prometheus.MustNewConstMetric(m.deploymentCondition, prometheus.GaugeValue, 1, d.Namespace, d.Name, c.Type, string(c.Status), c.Reason)
+			}
 		}
 	}
 }
