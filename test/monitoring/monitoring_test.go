@@ -73,7 +73,6 @@ func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
 	}
 	rollOnce(ctx, t, stack.Client)
 
-	exported := gatheredNames(t)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +102,16 @@ func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
 	if alerts < 5 || len(dash.Panels) < 6 {
 		t.Fatalf("expected at least 5 alerts and 6 panels, got %d and %d", alerts, len(dash.Panels))
 	}
+	// The roll's last step (the new set's promotion, which observes the rollout duration) may
+	// follow the state rollOnce waits for by a moment: gather until every name appeared or a
+	// deadline passed, then judge.
+	var exported map[string]bool
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
+		exported = gatheredNames(t)
+		if allExported(exprs, exported) || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, expr := range exprs {
 		names := metricName.FindAllString(expr, -1)
 		if len(names) == 0 {
@@ -114,6 +123,17 @@ func TestAlertsAndDashboardUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+func allExported(exprs []string, exported map[string]bool) bool {
+	for _, expr := range exprs {
+		for _, name := range metricName.FindAllString(expr, -1) {
+			if !exported[name] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // rollOnce creates a deployment, waits until it is available, changes its image and waits

@@ -314,15 +314,16 @@ func (r *Reconciler) updateTarget(ctx context.Context, deploy *v2.FirewallDeploy
 
 // promote marks the set as carrying the traffic and gives it the shortest distance.
 func (r *Reconciler) promote(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet) error {
+	// The target's update earlier in the same pass may already have moved it to the shortest
+	// distance, so only the promoted mark tells a new promotion from a repeated one.
 	wasPromoted := v2.IsTrue(set.Annotations, v2.PromotedAnnotation)
-	wasStaged := set.Spec.Distance != v2.FirewallShortestDistance
 	if err := r.patchSet(ctx, deploy, set, func(want *v2.FirewallSet) {
 		want.Annotations[v2.PromotedAnnotation] = "true"
 		want.Spec.Distance = v2.FirewallShortestDistance
 	}); err != nil {
 		return err
 	}
-	if !wasPromoted && wasStaged {
+	if !wasPromoted {
 		r.rolloutDone(deploy, set)
 	}
 	return nil
