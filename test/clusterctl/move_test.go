@@ -89,14 +89,7 @@ func TestMoveHandsOverTheFirewall(t *testing.T) {
 		g.Expect(d.Status.ReadyReplicas).To(Equal(1))
 	}).Should(Succeed())
 
-	By(t, "pause the deployment for the move (today's behaviour; with Cluster.spec.paused honoured this step is not needed)")
-	setPaused(g, c, deployKey, true)
-	g.Eventually(func(g Gomega) {
-		fws := firewalls(g, c, ns)
-		g.Expect(fws).To(HaveLen(1))
-		g.Expect(meta.IsStatusConditionTrue(fws[0].Status.Conditions, v2.ConditionPaused)).To(BeTrue())
-	}).Should(Succeed())
-
+	By(t, "clusterctl pauses the Cluster (spec.paused) itself: no manual pause of the deployment")
 	By(t, "clusterctl move from the source to the target management cluster")
 	source.Sim.ResetRequests()
 	dir := t.TempDir()
@@ -129,11 +122,8 @@ func TestMoveHandsOverTheFirewall(t *testing.T) {
 
 	By(t, "resume on the target: the same machine is adopted, polled, and its monitor written, without a roll")
 	tc := target.Client
-	setPaused(g, tc, deployKey, false)
-	// Today a firewall paused through its deployment is not reconciled when the deployment is
-	// resumed (nothing enqueues it); the reconcile annotation does. Not needed once resuming an
-	// owner enqueues its children (the pause/resume issue).
-	requestReconcile(g, tc, client.ObjectKey{Namespace: ns, Name: fwName})
+	// clusterctl unpauses the Cluster on the target after the move; the end of that pause must
+	// reach the firewall by itself (no reconcile request, no annotation change).
 	g.Eventually(func(g Gomega) {
 		fws := firewalls(g, tc, ns)
 		g.Expect(fws).To(HaveLen(1))
@@ -290,16 +280,6 @@ func setPaused(g Gomega, c client.Client, key client.ObjectKey, paused bool) {
 	}).Should(Succeed())
 }
 
-func requestReconcile(g Gomega, c client.Client, key client.ObjectKey) {
-	g.Eventually(func() error {
-		var fw v2.Firewall
-		if err := c.Get(context.Background(), key, &fw); err != nil {
-			return err
-		}
-		metav1.SetMetaDataAnnotation(&fw.ObjectMeta, v2.ReconcileAnnotation, "true")
-		return c.Update(context.Background(), &fw)
-	}).Should(Succeed())
-}
 
 func firewalls(g Gomega, c client.Client, ns string) []v2.Firewall {
 	var list v2.FirewallList
