@@ -280,7 +280,6 @@ func setPaused(g Gomega, c client.Client, key client.ObjectKey, paused bool) {
 	}).Should(Succeed())
 }
 
-
 func firewalls(g Gomega, c client.Client, ns string) []v2.Firewall {
 	var list v2.FirewallList
 	g.Expect(c.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
