@@ -194,12 +194,14 @@ func (o *Options) historyCommand() *cobra.Command {
 				return err
 			}
 			wantsObjects := printFlags.OutputFormat != nil && *printFlags.OutputFormat != ""
-			if revision > 0 || wantsObjects {
+			// Revisions start at 0, so only the flag being given selects one.
+			byRevision := cmd.Flags().Changed("revision")
+			if byRevision || wantsObjects {
 				printer, err := printFlags.ToPrinter()
 				if err != nil {
 					return err
 				}
-				if revision > 0 {
+				if byRevision {
 					set, err := SetForRevision(s, revision)
 					if err != nil {
 						return err
@@ -253,7 +255,11 @@ func (o *Options) undoCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tmpl, rev, err := UndoTemplate(s, toRevision)
+			target := PreviousRevision
+			if cmd.Flags().Changed("to-revision") {
+				target = toRevision
+			}
+			tmpl, rev, err := UndoTemplate(s, target)
 			if err != nil {
 				return err
 			}
@@ -267,7 +273,7 @@ func (o *Options) undoCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&toRevision, "to-revision", 0, "The revision to roll back to (0: the previous one).")
+	cmd.Flags().IntVar(&toRevision, "to-revision", 0, "The revision to roll back to (default: the one before the current).")
 	return cmd
 }
 

@@ -101,6 +101,8 @@ func RolloutStatus(s Snapshot) Status {
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d of %d new firewalls are ready...", name, d.Status.ReadyReplicas, want)
 	case oldFirewalls > 0:
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d old firewalls are pending termination...", name, oldFirewalls)
+	case !newSetAvailable(d):
+		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: the new firewalls are taking over the traffic...", name)
 	default:
 		headline = fmt.Sprintf("firewall deployment %q successfully rolled out", name)
 		done = true
@@ -120,6 +122,14 @@ func RolloutStatus(s Snapshot) Status {
 		}
 	}
 	return Status{Message: strings.Join(lines, "\n"), Done: done}
+}
+
+// newSetAvailable: the controller reports the newest set as carrying the traffic (Progressing
+// with reason NewFirewallSetAvailable), which follows the set's promotion to the shortest
+// distance. A deployment without the condition yet is judged by its counters alone.
+func newSetAvailable(d *v2.FirewallDeployment) bool {
+	c := meta.FindStatusCondition(d.Status.Conditions, v2.ConditionProgressing)
+	return c == nil || c.Reason == v2.ReasonNewFirewallSetAvailable
 }
 
 // describeFirewall is "<phase>, ready|not ready (<reason>: <message>)".
@@ -203,8 +213,12 @@ func orNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
+// PreviousRevision asks UndoTemplate for the newest revision before the current one. Palisade's
+// revisions start at 0, so kubectl's "0 means previous" cannot be used.
+const PreviousRevision = -1
+
 // UndoTemplate decides what `rollout undo` writes: the firewall spec of revision toRevision, or
-// of the newest revision before the current one when toRevision is 0. As for a Deployment, undo
+// of the newest revision before the current one when toRevision is PreviousRevision. As for a Deployment, undo
 // is a new rollout: the old spec is copied into the deployment's template and the controller
 // rolls to it (a new revision). The template's metadata stays as it is, because the
 // deployment's selector is built from its labels.
@@ -214,7 +228,7 @@ func UndoTemplate(s Snapshot, toRevision int) (*v2.FirewallTemplateSpec, int, er
 		return nil, 0, fmt.Errorf("firewall deployment %q has no revisions", s.Deployment.Name)
 	}
 	var target *v2.FirewallSet
-	if toRevision == 0 {
+	if toRevision == PreviousRevision {
 		for i := range s.Sets {
 			set := &s.Sets[i]
 			if set.UID == latest.UID {

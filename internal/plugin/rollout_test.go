@@ -130,6 +130,18 @@ func TestRolloutStatus(t *testing.T) {
 			contains: []string{"successfully rolled out"},
 		},
 		{
+			name: "counters complete but the new set not yet carrying the traffic",
+			snapshot: Snapshot{
+				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) {
+					d.Status.UpdatedReplicas, d.Status.ReadyReplicas = 2, 2
+					d.Status.Conditions = []metav1.Condition{{Type: v2.ConditionProgressing, Status: metav1.ConditionTrue, Reason: v2.ReasonFirewallSetUpdated}}
+				}),
+				Sets:      []v2.FirewallSet{oldSet, newSet},
+				Firewalls: []v2.Firewall{firewall("new-1", newSet, true), firewall("new-2", newSet, true)},
+			},
+			contains: []string{"taking over the traffic"},
+		},
+		{
 			name: "paused is said, not done",
 			snapshot: Snapshot{
 				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) { d.Annotations = map[string]string{v2.PausedAnnotation: "true"} }),
@@ -184,11 +196,12 @@ func TestUndoTemplate(t *testing.T) {
 		wantRev    int
 		wantErr    string
 	}{
-		{name: "previous revision by default", deploy: deployment(1, "c"), sets: history, wantImage: "b", wantRev: 2},
+		{name: "previous revision by default", deploy: deployment(1, "c"), sets: history, toRevision: PreviousRevision, wantImage: "b", wantRev: 2},
+		{name: "revision 0 is a revision", deploy: deployment(1, "c"), sets: append([]v2.FirewallSet{set(0, "z", 0, 0)}, history...), toRevision: 0, wantImage: "z", wantRev: 0},
 		{name: "a named revision", deploy: deployment(1, "c"), sets: history, toRevision: 1, wantImage: "a", wantRev: 1},
 		{name: "missing revision names the kept ones", deploy: deployment(1, "c"), sets: history, toRevision: 7, wantErr: "revisions kept: 1, 2, 3"},
-		{name: "no history", deploy: deployment(1, "c"), sets: history[2:], wantErr: "no rollout history"},
-		{name: "no sets", deploy: deployment(1, "c"), wantErr: "has no revisions"},
+		{name: "no history", deploy: deployment(1, "c"), sets: history[2:], toRevision: PreviousRevision, wantErr: "no rollout history"},
+		{name: "no sets", deploy: deployment(1, "c"), toRevision: PreviousRevision, wantErr: "has no revisions"},
 		{name: "already at that spec", deploy: deployment(1, "b"), sets: history, toRevision: 2, wantErr: "skipped rollback"},
 	}
 	for _, tt := range tests {

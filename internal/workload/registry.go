@@ -73,6 +73,9 @@ const (
 type Cluster struct {
 	// Client writes monitors; reads of FirewallMonitors in the monitor namespace come from a cache.
 	Client client.Client
+	// APIReader reads from the API server itself, for decisions a lagging cache must not make
+	// (a monitor written a moment ago that is about to be deleted).
+	APIReader client.Reader
 	// Namespace is where the monitors live.
 	Namespace string
 	// Local is true in single-cluster mode (the manager's own cluster).
@@ -383,7 +386,7 @@ func (r *Registry) connect(base context.Context, cfg *rest.Config, key clusterKe
 		cancel()
 		return nil, &UnavailableError{Reason: ReasonUnreachable, Message: fmt.Sprintf("the workload cluster did not answer within %s", syncTimeout)}
 	}
-	return &Cluster{Client: cl.GetClient(), Namespace: namespace, Local: key.local, key: key.full, cancel: cancel, lastUsed: time.Now()}, nil
+	return &Cluster{Client: cl.GetClient(), APIReader: cl.GetAPIReader(), Namespace: namespace, Local: key.local, key: key.full, cancel: cancel, lastUsed: time.Now()}, nil
 }
 
 // handler turns monitor events into events for the seed Firewall. Only what the manager

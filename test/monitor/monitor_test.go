@@ -154,7 +154,17 @@ func TestMonitorInTheWorkloadCluster(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		var list v2.FirewallMonitorList
 		g.Expect(workloadCli.List(ctx, &list, client.InNamespace("firewall"), client.MatchingLabels{v2.MonitorSeedNamespaceLabel: ns})).To(Succeed())
-		g.Expect(list.Items).To(BeEmpty())
+		var fws v2.FirewallList
+		g.Expect(seed.Client.List(ctx, &fws, client.InNamespace(ns))).To(Succeed())
+		var left []string
+		for _, fw := range fws.Items {
+			var conds []string
+			for _, c := range fw.Status.Conditions {
+				conds = append(conds, c.Type+"="+string(c.Status)+"/"+c.Reason+": "+c.Message)
+			}
+			left = append(left, fmt.Sprintf("%s deleting=%v finalizers=%v phase=%s conditions=%v", fw.Name, fw.DeletionTimestamp != nil, fw.Finalizers, fw.Status.Phase, conds))
+		}
+		g.Expect(list.Items).To(BeEmpty(), "firewalls left in the seed: %v", left)
 	}).Should(Succeed())
 }
 

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -226,7 +225,9 @@ func (r *Reconciler) monitorRollInterval() time.Duration {
 // does not hold up the deletion: its monitors went with it, or are orphaned and say so.
 func (r *Reconciler) deleteMonitor(ctx context.Context, fw *v2.Firewall) error {
 	r.trust.forget(fw.UID)
-	if r.Workload == nil || meta.FindStatusCondition(fw.Status.Conditions, v2.ConditionMonitorDeployed) == nil {
+	// Not gated on the MonitorDeployed condition: a monitor may have been written by a pass
+	// whose status patch then lost a conflict to the deletion, so the condition never arrived.
+	if r.Workload == nil {
 		return nil
 	}
 	wc, err := r.Workload.For(ctx, fw)
@@ -235,7 +236,13 @@ func (r *Reconciler) deleteMonitor(ctx context.Context, fw *v2.Firewall) error {
 		return nil
 	}
 	mon := &v2.FirewallMonitor{ObjectMeta: metav1.ObjectMeta{Namespace: wc.Namespace, Name: fw.Name}}
-	if err := wc.Client.Get(ctx, client.ObjectKeyFromObject(mon), mon); err != nil {
+	// Read past the cache: a monitor written just before the firewall was deleted may not be in
+	// it yet, and a cached "not found" would leave it behind for good.
+	reader := client.Reader(wc.Client)
+	if wc.APIReader != nil {
+		reader = wc.APIReader
+	}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(mon), mon); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if mon.Labels[v2.MonitorSeedNamespaceLabel] != fw.Namespace {

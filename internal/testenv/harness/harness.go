@@ -127,6 +127,9 @@ func TestOptions() manager.Options {
 	opts := manager.DefaultOptions()
 	opts.Firewall.CreatingPoll = 300 * time.Millisecond
 	opts.Firewall.RunningPoll = 2 * time.Second
+	// The simulator completes an allocation within milliseconds; a firewall deleted while its
+	// allocation's outcome is unknown need not wait the production grace of two minutes.
+	opts.Firewall.AllocationGrace = 10 * time.Second
 	opts.SafetyBackoff = 0
 	opts.Timeouts = fwutil.Timeouts{}
 	return opts
