@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -251,22 +252,28 @@ func (o *Options) undoCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := o.snapshot(cmd.Context(), c, ns, name)
-			if err != nil {
-				return err
-			}
 			target := PreviousRevision
 			if cmd.Flags().Changed("to-revision") {
 				target = toRevision
 			}
-			tmpl, rev, err := UndoTemplate(s, target)
+			// The manager writes the deployment too (status, finalizers): on a conflict, read
+			// everything again and decide again rather than overwrite what changed.
+			var rev int
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				s, err := o.snapshot(cmd.Context(), c, ns, name)
+				if err != nil {
+					return err
+				}
+				var tmpl *v2.FirewallTemplateSpec
+				if tmpl, rev, err = UndoTemplate(s, target); err != nil {
+					return err
+				}
+				deploy := s.Deployment
+				base := deploy.DeepCopy()
+				deploy.Spec.Template = *tmpl
+				return c.Patch(cmd.Context(), deploy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+			})
 			if err != nil {
-				return err
-			}
-			deploy := s.Deployment
-			base := deploy.DeepCopy()
-			deploy.Spec.Template = *tmpl
-			if err := c.Patch(cmd.Context(), deploy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 				return err
 			}
 			fmt.Fprintf(o.Out, "%s/%s rolled back to revision %d\n", resourceName, name, rev)
@@ -284,25 +291,28 @@ func (o *Options) annotate(ctx context.Context, args []string, key string, value
 		return err
 	}
 	deploy := &v2.FirewallDeployment{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, deploy); err != nil {
-		return err
-	}
-	current, has := deploy.Annotations[key]
-	if (value == nil && !has) || (value != nil && has && current == *value) {
-		if already != "" {
-			return fmt.Errorf("%s/%s is %s", resourceName, name, already)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, deploy); err != nil {
+			return err
 		}
-	}
-	base := deploy.DeepCopy()
-	if value == nil {
-		delete(deploy.Annotations, key)
-	} else {
-		if deploy.Annotations == nil {
-			deploy.Annotations = map[string]string{}
+		current, has := deploy.Annotations[key]
+		if (value == nil && !has) || (value != nil && has && current == *value) {
+			if already != "" {
+				return fmt.Errorf("%s/%s is %s", resourceName, name, already)
+			}
 		}
-		deploy.Annotations[key] = *value
-	}
-	if err := c.Patch(ctx, deploy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		base := deploy.DeepCopy()
+		if value == nil {
+			delete(deploy.Annotations, key)
+		} else {
+			if deploy.Annotations == nil {
+				deploy.Annotations = map[string]string{}
+			}
+			deploy.Annotations[key] = *value
+		}
+		return c.Patch(ctx, deploy, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "%s/%s %s\n", resourceName, name, verb)

@@ -101,8 +101,6 @@ func RolloutStatus(s Snapshot) Status {
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d of %d new firewalls are ready...", name, d.Status.ReadyReplicas, want)
 	case oldFirewalls > 0:
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d old firewalls are pending termination...", name, oldFirewalls)
-	case !newSetAvailable(d):
-		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: the new firewalls are taking over the traffic...", name)
 	default:
 		headline = fmt.Sprintf("firewall deployment %q successfully rolled out", name)
 		done = true
@@ -122,14 +120,6 @@ func RolloutStatus(s Snapshot) Status {
 		}
 	}
 	return Status{Message: strings.Join(lines, "\n"), Done: done}
-}
-
-// newSetAvailable: the controller reports the newest set as carrying the traffic (Progressing
-// with reason NewFirewallSetAvailable), which follows the set's promotion to the shortest
-// distance. A deployment without the condition yet is judged by its counters alone.
-func newSetAvailable(d *v2.FirewallDeployment) bool {
-	c := meta.FindStatusCondition(d.Status.Conditions, v2.ConditionProgressing)
-	return c == nil || c.Reason == v2.ReasonNewFirewallSetAvailable
 }
 
 // describeFirewall is "<phase>, ready|not ready (<reason>: <message>)".

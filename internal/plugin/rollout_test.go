@@ -130,18 +130,6 @@ func TestRolloutStatus(t *testing.T) {
 			contains: []string{"successfully rolled out"},
 		},
 		{
-			name: "counters complete but the new set not yet carrying the traffic",
-			snapshot: Snapshot{
-				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) {
-					d.Status.UpdatedReplicas, d.Status.ReadyReplicas = 2, 2
-					d.Status.Conditions = []metav1.Condition{{Type: v2.ConditionProgressing, Status: metav1.ConditionTrue, Reason: v2.ReasonFirewallSetUpdated}}
-				}),
-				Sets:      []v2.FirewallSet{oldSet, newSet},
-				Firewalls: []v2.Firewall{firewall("new-1", newSet, true), firewall("new-2", newSet, true)},
-			},
-			contains: []string{"taking over the traffic"},
-		},
-		{
 			name: "paused is said, not done",
 			snapshot: Snapshot{
 				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) { d.Annotations = map[string]string{v2.PausedAnnotation: "true"} }),
