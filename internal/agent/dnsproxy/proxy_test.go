@@ -342,6 +342,9 @@ func TestConcurrentAnswersAndPlanChanges(t *testing.T) {
 	fw := model.ParseFirewall(model.FirewallSpec{})
 	a := policies(t, fw, model.EgressRule{ToFQDNs: []model.FQDNSelector{{MatchPattern: "*.example.com"}}})
 	b := policies(t, fw, model.EgressRule{ToFQDNs: []model.FQDNSelector{{MatchPattern: "n1*.example.com"}}})
+	// A plan is in force before the first answer, so that answers racing ahead of every plan
+	// change still have something to learn for.
+	p.Synced(context.Background(), runner.SyncResult{Applied: true, Firewall: fw, Policies: a})
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() { query(t, p, fmt.Sprintf("n%d.example.com.", i), dns.TypeA) })
