@@ -139,18 +139,20 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		AgentAccess:      access,
 		Images:           metalClient,
 	}
+	// The workload clusters: FirewallMonitors, and the shoot kubeconfig of Gardener deployments.
+	registry := &workload.Registry{
+		Seed:          refs,
+		Local:         mgr.GetConfig(),
+		DefaultSecret: opts.Monitors.DefaultKubeconfigSecret,
+		TokenSecret:   opts.Monitors.TokenSecret,
+		Namespace:     opts.Monitors.Namespace,
+		Scheme:        mgr.GetScheme(),
+	}
+	if err := mgr.Add(registry); err != nil {
+		return err
+	}
+	access.Shoot = shootConnector(registry, opts.Firewall.ShootAccess.APIServerURL)
 	if !opts.Monitors.Disabled {
-		registry := &workload.Registry{
-			Seed:          refs,
-			Local:         mgr.GetConfig(),
-			DefaultSecret: opts.Monitors.DefaultKubeconfigSecret,
-			TokenSecret:   opts.Monitors.TokenSecret,
-			Namespace:     opts.Monitors.Namespace,
-			Scheme:        mgr.GetScheme(),
-		}
-		if err := mgr.Add(registry); err != nil {
-			return err
-		}
 		fwReconciler.Workload, fwReconciler.WorkloadEvents = registry, registry.Source()
 		fwReconciler.DefaultWorkloadKubeconfig = opts.Monitors.DefaultKubeconfigSecret
 	}

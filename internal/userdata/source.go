@@ -37,11 +37,13 @@ func (r *Renderer) resolve(ctx context.Context, namespace string, c v2.UserdataC
 	}
 	switch src.Kind {
 	case sourceSecret:
-		data, err := r.secretValue(ctx, namespace, src.Name, src.Key)
+		data, labelled, err := r.secretValue(ctx, namespace, src.Name, src.Key)
 		if err != nil {
 			return file{}, err
 		}
-		return file{path: c.Path, mode: ModeSecret, content: data, generated: src.Generate}, nil
+		// A Secret the manager labelled holds a kubeconfig it generates and refreshes itself (also
+		// the Gardener shoot kubeconfig, which no generate flag asks for): its token is not hashed.
+		return file{path: c.Path, mode: ModeSecret, content: data, generated: src.Generate || labelled}, nil
 	case sourceConfigMap:
 		data, err := r.configMapValue(ctx, namespace, src.Name, src.Key)
 		if err != nil {
@@ -52,20 +54,22 @@ func (r *Renderer) resolve(ctx context.Context, namespace string, c v2.UserdataC
 	return file{path: c.Path, mode: ModePublic, content: []byte(src.Content)}, nil
 }
 
-func (r *Renderer) secretValue(ctx context.Context, namespace, name, key string) ([]byte, error) {
+// secretValue returns the value of key in Secret name, and whether the Secret carries
+// GeneratedKubeconfigLabel.
+func (r *Renderer) secretValue(ctx context.Context, namespace, name, key string) ([]byte, bool, error) {
 	var s corev1.Secret
 	if err := r.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, missing(KindSecret, name, KeyOrDefault(key), v2.ReasonSecretMissing)
+			return nil, false, missing(KindSecret, name, KeyOrDefault(key), v2.ReasonSecretMissing)
 		}
 		// The API error names the object, never its data.
-		return nil, fmt.Errorf("reading Secret %q: %w", name, err)
+		return nil, false, fmt.Errorf("reading Secret %q: %w", name, err)
 	}
 	key = chooseKey(key, slices.Collect(maps.Keys(s.Data)))
 	if v, ok := s.Data[key]; ok {
-		return v, nil
+		return v, s.Labels[GeneratedKubeconfigLabel] == "true", nil
 	}
-	return nil, missing(KindSecret, name, key, v2.ReasonKeyMissing)
+	return nil, false, missing(KindSecret, name, key, v2.ReasonKeyMissing)
 }
 
 func (r *Renderer) configMapValue(ctx context.Context, namespace, name, key string) ([]byte, error) {

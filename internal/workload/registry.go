@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,9 @@ type Cluster struct {
 	Namespace string
 	// Local is true in single-cluster mode (the manager's own cluster).
 	Local bool
+	// Server and CAData are the API server URL and CA bundle of the connection.
+	Server string
+	CAData []byte
 
 	key      string
 	cancel   context.CancelFunc
@@ -386,7 +390,15 @@ func (r *Registry) connect(base context.Context, cfg *rest.Config, key clusterKe
 		cancel()
 		return nil, &UnavailableError{Reason: ReasonUnreachable, Message: fmt.Sprintf("the workload cluster did not answer within %s", syncTimeout)}
 	}
-	return &Cluster{Client: cl.GetClient(), APIReader: cl.GetAPIReader(), Namespace: namespace, Local: key.local, key: key.full, cancel: cancel, lastUsed: time.Now()}, nil
+	caData := cfg.CAData
+	if len(caData) == 0 && cfg.CAFile != "" {
+		if caData, err = os.ReadFile(cfg.CAFile); err != nil {
+			cancel()
+			return nil, &UnavailableError{Reason: ReasonKubeconfigInvalid, Message: fmt.Sprintf("reading the workload cluster CA: %v", err)}
+		}
+	}
+	return &Cluster{Client: cl.GetClient(), APIReader: cl.GetAPIReader(), Namespace: namespace, Local: key.local,
+		Server: cfg.Host, CAData: caData, key: key.full, cancel: cancel, lastUsed: time.Now()}, nil
 }
 
 // handler turns monitor events into events for the seed Firewall. Only what the manager

@@ -121,6 +121,18 @@ func TestGardenerDeploymentEndToEnd(t *testing.T) {
 	g.Expect(fws.Items).To(HaveLen(1))
 	g.Expect(fws.Items[0].Name).To(Equal(machine.Allocation.Hostname))
 
+	By(t, "the shoot kubeconfig works too (single-cluster mode: the shoot is this cluster)")
+	shootKubeconfig := files["/etc/firewall-controller/.kubeconfig"]
+	g.Expect(shootKubeconfig).NotTo(BeEmpty())
+	shootCfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(shootKubeconfig))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(shootCfg.Host).To(Equal("https://api.shoot.example"), "the server is -shoot-api-url")
+	shootCfg.Host = stack.Config.Host // what api.shoot.example stands for here
+	shootClient, err := client.New(shootCfg, client.Options{Scheme: stack.Client.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	var services corev1.ServiceList
+	g.Expect(shootClient.List(ctx, &services)).To(Succeed(), "it reads the shoot's Services")
+
 	By(t, "status.shootAccess names the shoot's Secrets, which the seed kubeconfig may read")
 	for _, name := range []string{"generic-token-kubeconfig", "shoot-access-firewall-controller-manager"} {
 		g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -154,7 +166,7 @@ func TestGardenerDeploymentEndToEnd(t *testing.T) {
 		u.SetAnnotations(map[string]string{v2.ReconcileAnnotation: "true"})
 		return c.Update(ctx, u)
 	}).Should(Succeed())
-	g.Expect(get(g, deploy).Spec.Template.Spec.UserdataContents).To(HaveLen(1), "put back by the webhook")
+	g.Expect(get(g, deploy).Spec.Template.Spec.UserdataContents).To(HaveLen(2), "put back by the webhook")
 	var sets v2.FirewallSetList
 	g.Consistently(func(g Gomega) {
 		g.Expect(c.List(ctx, &sets, client.InNamespace(ns))).To(Succeed())

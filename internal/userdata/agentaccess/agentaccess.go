@@ -46,6 +46,9 @@ type AgentAccess struct {
 	// ShootAccessSecrets are Secrets every agent may get besides those its userdata references:
 	// the ones named in Firewall.status.shootAccess (Gardener).
 	ShootAccessSecrets []string
+	// Shoot connects to a deployment's workload cluster, for the shoot kubeconfig of Gardener
+	// deployments (userdata.ShootKubeconfigSecret); nil: none is written.
+	Shoot ShootConnector
 }
 
 // Ensure provisions deploy's agent identity and writes every generated kubeconfig its template
@@ -55,7 +58,12 @@ type AgentAccess struct {
 // Without generated kubeconfigs the identity is removed.
 func (a *AgentAccess) Ensure(ctx context.Context, deploy *v2.FirewallDeployment) (time.Duration, error) {
 	wanted := secretKeys(userdata.GeneratedKubeconfigs(&deploy.Spec.Template.Spec))
-	if err := a.deleteStaleSecrets(ctx, deploy, wanted); err != nil {
+	shootSecret, withShoot := userdata.ShootKubeconfigSecret(deploy)
+	keep := maps.Clone(wanted)
+	if withShoot {
+		keep[shootSecret] = nil
+	}
+	if err := a.deleteStaleSecrets(ctx, deploy, keep); err != nil {
 		return 0, err
 	}
 	if len(wanted) == 0 {
@@ -75,23 +83,53 @@ func (a *AgentAccess) Ensure(ctx context.Context, deploy *v2.FirewallDeployment)
 
 	now := a.now()
 	var next time.Duration
-	for _, name := range slices.Sorted(maps.Keys(wanted)) {
-		refreshAt, err := a.ensureSecret(ctx, deploy, sa, name, wanted[name], params)
-		if err != nil {
-			return 0, err
-		}
+	due := func(refreshAt time.Time) {
 		// Never less than a second, so a clock skew cannot cause a hot loop.
 		wait := max(refreshAt.Sub(now), time.Second)
 		if next == 0 || wait < next {
 			next = wait
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(wanted)) {
+		refreshAt, err := a.ensureSecret(ctx, deploy, sa, name, wanted[name], params)
+		if err != nil {
+			return 0, err
+		}
+		due(refreshAt)
+	}
+	if withShoot {
+		refreshAt, err := a.ensureShootKubeconfig(ctx, deploy, shootSecret)
+		if err != nil {
+			return 0, err
+		}
+		due(refreshAt)
+	}
 	return next, nil
 }
 
-// ensureSecret writes the kubeconfig into the keys of Secret name unless the stored one is
+// ensureSecret writes the seed kubeconfig into the keys of Secret name unless the stored one is
 // current, and returns when it must be refreshed.
 func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeployment, sa *corev1.ServiceAccount, name string, keys []string, params kubeconfigParams) (time.Time, error) {
+	params.Secret, params.Key = name, keys[0]
+	request := func(ctx context.Context, now time.Time) (string, tokenState, error) {
+		return a.requestTokenWith(ctx, now, sa.Name, func(ctx context.Context, req *authenticationv1.TokenRequest) error {
+			resp, err := a.Clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, req, metav1.CreateOptions{})
+			if err == nil {
+				*req = *resp
+			}
+			return err
+		})
+	}
+	return a.writeKubeconfig(ctx, deploy, string(sa.UID), name, keys, params, request)
+}
+
+// tokenRequester returns a new token and its lifetime.
+type tokenRequester func(ctx context.Context, now time.Time) (string, tokenState, error)
+
+// writeKubeconfig writes a kubeconfig with a token of request into the keys of Secret name in
+// deploy's namespace, unless the stored one is current (same parameters, same ServiceAccount
+// UID, not due for refresh), and returns when it must be refreshed.
+func (a *AgentAccess) writeKubeconfig(ctx context.Context, deploy *v2.FirewallDeployment, saUID, name string, keys []string, params kubeconfigParams, request tokenRequester) (time.Time, error) {
 	params.Secret, params.Key = name, keys[0]
 	secret := &corev1.Secret{}
 	err := a.Client.Get(ctx, client.ObjectKey{Namespace: deploy.Namespace, Name: name}, secret)
@@ -104,12 +142,12 @@ func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeplo
 	}
 	now := a.now()
 	if exists {
-		if state, ok := currentToken(secret, keys, params, string(sa.UID)); ok && now.Before(state.refreshAt()) {
+		if state, ok := currentToken(secret, keys, params, saUID); ok && now.Before(state.refreshAt()) {
 			return state.refreshAt(), nil
 		}
 	}
 
-	token, state, err := a.requestToken(ctx, sa, now)
+	token, state, err := request(ctx, now)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -128,7 +166,7 @@ func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeplo
 	metav1.SetMetaDataLabel(&secret.ObjectMeta, userdata.GeneratedKubeconfigLabel, "true")
 	metav1.SetMetaDataAnnotation(&secret.ObjectMeta, userdata.TokenIssuedAnnotation, state.issued.Format(time.RFC3339))
 	metav1.SetMetaDataAnnotation(&secret.ObjectMeta, userdata.TokenExpiryAnnotation, state.expiry.Format(time.RFC3339))
-	metav1.SetMetaDataAnnotation(&secret.ObjectMeta, userdata.ServiceAccountUIDAnnotation, string(sa.UID))
+	metav1.SetMetaDataAnnotation(&secret.ObjectMeta, userdata.ServiceAccountUIDAnnotation, saUID)
 	if secret.Data == nil {
 		secret.Data = map[string][]byte{}
 	}
@@ -148,21 +186,21 @@ func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeplo
 	return state.refreshAt(), nil
 }
 
-// requestToken asks the TokenRequest API for a token of the agent's ServiceAccount with the
-// default audiences. The API server may shorten the lifetime; the returned expiry is used.
-func (a *AgentAccess) requestToken(ctx context.Context, sa *corev1.ServiceAccount, now time.Time) (string, tokenState, error) {
+// requestTokenWith asks create (a TokenRequest on the agent's ServiceAccount, answered in
+// place) for a token with the default audiences. The API server may shorten the lifetime; the
+// returned expiry is used.
+func (a *AgentAccess) requestTokenWith(ctx context.Context, now time.Time, serviceAccount string, create func(context.Context, *authenticationv1.TokenRequest) error) (string, tokenState, error) {
 	seconds := int64(a.tokenTTL() / time.Second)
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds}}
-	resp, err := a.Clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, req, metav1.CreateOptions{})
-	if err != nil {
-		return "", tokenState{}, fmt.Errorf("requesting a token for ServiceAccount %q: %w", sa.Name, err)
+	if err := create(ctx, req); err != nil {
+		return "", tokenState{}, fmt.Errorf("requesting a token for ServiceAccount %q: %w", serviceAccount, err)
 	}
 	// RFC3339 annotations have second precision; truncating keeps state and annotations equal.
-	state := tokenState{issued: now.Truncate(time.Second), expiry: resp.Status.ExpirationTimestamp.Time}
+	state := tokenState{issued: now.Truncate(time.Second), expiry: req.Status.ExpirationTimestamp.Time}
 	if !state.expiry.After(state.issued) {
 		state.expiry = state.issued.Add(a.tokenTTL())
 	}
-	return resp.Status.Token, state, nil
+	return req.Status.Token, state, nil
 }
 
 // deleteStaleSecrets removes generated kubeconfig Secrets of deploy that no entry asks for any

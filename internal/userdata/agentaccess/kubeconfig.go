@@ -17,7 +17,9 @@ type kubeconfigParams struct {
 	Server    string
 	CAData    []byte
 	Namespace string
-	User      string
+	// ContextNamespace is the context's default namespace; empty means Namespace.
+	ContextNamespace string
+	User             string
 	// Secret and Key name where the kubeconfig is stored, for the agent's token refresh.
 	Secret, Key string
 }
@@ -29,7 +31,11 @@ func buildKubeconfig(p kubeconfigParams, token string) ([]byte, error) {
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters[p.Namespace] = &clientcmdapi.Cluster{Server: p.Server, CertificateAuthorityData: p.CAData}
 	cfg.AuthInfos[p.User] = &clientcmdapi.AuthInfo{Token: token}
-	cfg.Contexts[p.Namespace] = &clientcmdapi.Context{Cluster: p.Namespace, AuthInfo: p.User, Namespace: p.Namespace}
+	defaultNamespace := p.ContextNamespace
+	if defaultNamespace == "" {
+		defaultNamespace = p.Namespace
+	}
+	cfg.Contexts[p.Namespace] = &clientcmdapi.Context{Cluster: p.Namespace, AuthInfo: p.User, Namespace: defaultNamespace}
 	if p.Secret != "" {
 		raw, err := json.Marshal(v2.KubeconfigTokenSecret{Name: p.Secret, Key: p.Key})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/userdata"
 )
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGmDzCHhKa6r3e0Ji4JgHk3QK5sZP0H2vb3V8vZfQ4rB user@host"
@@ -291,13 +292,20 @@ func TestGardenerUserdataDefaulting(t *testing.T) {
 		d.Labels = map[string]string{GardenerShootNamespaceLabel: "shoot--proj--name"}
 		return d
 	}
-	want := []v2.UserdataContent{{Path: UpstreamSeedKubeconfigPath,
-		SecretRef: &v2.UserdataSecretRef{Name: "firewall-controller-seed-access-shoot-firewall", GenerateFirewallControllerKubeconfig: true}}}
+	want := []v2.UserdataContent{
+		{Path: "/etc/firewall-controller/.seed-kubeconfig",
+			SecretRef: &v2.UserdataSecretRef{Name: "firewall-controller-seed-access-shoot-firewall", GenerateFirewallControllerKubeconfig: true}},
+		{Path: "/etc/firewall-controller/.kubeconfig",
+			SecretRef: &v2.UserdataSecretRef{Name: "firewall-controller-shoot-access-shoot-firewall"}},
+	}
 
 	for name, ctx := range map[string]context.Context{"create": context.Background(), "update": updateCtx()} {
 		d := gardener()
 		g.Expect((&FirewallDeploymentDefaulter{}).Default(ctx, d)).To(Succeed())
 		g.Expect(d.Spec.Template.Spec.UserdataContents).To(Equal(want), name)
+		shootSecret, ok := userdata.ShootKubeconfigSecret(d)
+		g.Expect(ok).To(BeTrue(), "the manager writes the shoot kubeconfig for this entry")
+		g.Expect(shootSecret).To(Equal("firewall-controller-shoot-access-shoot-firewall"))
 	}
 
 	own := gardener()
