@@ -61,6 +61,9 @@ var gepmFlagAliases = []flagAlias{
 	{name: "shoot-token-secret-name", target: "workload-token-secret"},
 	// Published in Firewall.status.shootAccess.
 	{name: "shoot-api-url", target: "shoot-api-server-url"},
+	// Upstream's names of the metrics and health addresses (GEPM leaves them at their defaults).
+	{name: "metrics-addr", target: "metrics-bind-address"},
+	{name: "health-addr", target: "health-probe-bind-address"},
 }
 
 // gepmIgnoredFlags parse but change nothing: Palisade reads the shoot token from the token

@@ -140,6 +140,14 @@ func run() error {
 	}
 
 	opts.Namespaces = splitList(namespaces)
+	// Under GEPM the manager serves exactly one namespace, its own, and GEPM passes no pod
+	// namespace: the webhook certificate Secret and the leader election lease live there.
+	if podNamespace == "" && len(opts.Namespaces) == 1 {
+		podNamespace = opts.Namespaces[0]
+	}
+	if leaderElectionNamespace == "" {
+		leaderElectionNamespace = podNamespace
+	}
 	tlsOpts, err := endpoints.TLSOptions()
 	if err != nil {
 		return err

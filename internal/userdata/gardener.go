@@ -39,3 +39,33 @@ func ShootKubeconfigSecret(deploy *v2.FirewallDeployment) (string, bool) {
 	}
 	return "", false
 }
+
+// DefaultGardenerUserdata gives a Gardener FirewallDeployment without userdata what upstream's
+// defaulting webhook gives it: generated seed and shoot kubeconfigs for the firewall-controller
+// in the upstream layout (rendered with the firewall-controller and droptailer units enabled,
+// with bound, rotated tokens instead of long-lived ones). The manager writes the seed
+// kubeconfig (generateFirewallControllerKubeconfig) and, for this entry only, the shoot one
+// (ShootKubeconfigSecret) with the shoot-side identity. It reports whether it changed deploy.
+func DefaultGardenerUserdata(deploy *v2.FirewallDeployment) bool {
+	spec := &deploy.Spec.Template.Spec
+	if _, ok := deploy.Labels[v2.GardenerShootNamespaceLabel]; !ok || deploy.Name == "" {
+		return false
+	}
+	if spec.Userdata != "" || len(spec.UserdataContents) > 0 {
+		return false
+	}
+	spec.UserdataContents = []v2.UserdataContent{
+		{
+			Path: UpstreamSeedKubeconfigPath,
+			SecretRef: &v2.UserdataSecretRef{
+				Name:                                 UpstreamSeedAccessPrefix + deploy.Name,
+				GenerateFirewallControllerKubeconfig: true,
+			},
+		},
+		{
+			Path:      UpstreamShootKubeconfigPath,
+			SecretRef: &v2.UserdataSecretRef{Name: UpstreamShootAccessPrefix + deploy.Name},
+		},
+	}
+	return true
+}

@@ -30,6 +30,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/controller/namespaces"
 	"github.com/palisade-fw/palisade/internal/controller/pause"
 	"github.com/palisade-fw/palisade/internal/controller/refwatch"
+	"github.com/palisade-fw/palisade/internal/userdata"
 )
 
 // Reconciler reconciles FirewallDeployments.
@@ -144,6 +145,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	if err := r.Client.Get(ctx, req.NamespacedName, deploy); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// GEPM's updates drop userdataContents (its API has none) and its webhook configuration
+	// defaults on CREATE only: read the deployment as the defaulter would have written it.
+	userdata.DefaultGardenerUserdata(deploy)
 	paused, pausedBy, err := pause.Check(ctx, r.Client, deploy)
 	if err != nil {
 		return ctrl.Result{}, err

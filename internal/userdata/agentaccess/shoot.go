@@ -196,3 +196,19 @@ func shootCreateOrUpdate(ctx context.Context, shoot *ShootCluster, deploy *v2.Fi
 	}
 	return nil
 }
+
+// ManagerShootRules are what the manager's own shoot identity needs (Gardener: the
+// ClusterRole bound to the identity of -shoot-token-secret-name): the FirewallMonitors and their
+// namespace, and the firewall-controller's identity above. RBAC lets it grant only what it
+// holds, so the identity also needs ShootClusterRules and ShootNamespaceRules (in the firewall
+// namespace at least), as upstream's shoot ClusterRole has them.
+func ManagerShootRules() []rbacv1.PolicyRule {
+	write := []string{"get", "create", "update"}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{v2.GroupVersion.Group}, Resources: []string{"firewallmonitors"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "create"}},
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: write},
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}},
+		{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings", "clusterroles", "clusterrolebindings"}, Verbs: write},
+	}
+}

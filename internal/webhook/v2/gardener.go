@@ -25,34 +25,13 @@ const (
 )
 
 // defaultGardenerUserdata gives a Gardener FirewallDeployment without userdata what upstream's
-// webhook gives it: generated seed and shoot kubeconfigs for the firewall-controller in the
-// upstream layout (Palisade renders them with the firewall-controller and droptailer units
-// enabled, with bound, rotated tokens instead of long-lived ones). The manager writes the seed
-// kubeconfig (generateFirewallControllerKubeconfig) and, for this entry only, the shoot one
-// (userdata.ShootKubeconfigSecret), with the shoot-side identity.
+// webhook gives it (userdata.DefaultGardenerUserdata).
 //
 // It runs on CREATE and on UPDATE: GEPM compiles against the upstream API, which has no
 // userdataContents, so its CreateOrUpdate sends the deployment without them; putting the same
-// entries back keeps the stored spec, and with it the firewalls, unchanged.
+// entries back keeps the stored spec, and with it the firewalls, unchanged. (GEPM's own webhook
+// configuration calls the defaulter on CREATE only; the deployment controller then applies the
+// same defaults to what it reads, so the rendered userdata does not change either.)
 func defaultGardenerUserdata(deploy *v2.FirewallDeployment) {
-	spec := &deploy.Spec.Template.Spec
-	if _, ok := deploy.Labels[GardenerShootNamespaceLabel]; !ok || deploy.Name == "" {
-		return
-	}
-	if spec.Userdata != "" || len(spec.UserdataContents) > 0 {
-		return
-	}
-	spec.UserdataContents = []v2.UserdataContent{
-		{
-			Path: UpstreamSeedKubeconfigPath,
-			SecretRef: &v2.UserdataSecretRef{
-				Name:                                 UpstreamSeedAccessPrefix + deploy.Name,
-				GenerateFirewallControllerKubeconfig: true,
-			},
-		},
-		{
-			Path:      UpstreamShootKubeconfigPath,
-			SecretRef: &v2.UserdataSecretRef{Name: UpstreamShootAccessPrefix + deploy.Name},
-		},
-	}
+	userdata.DefaultGardenerUserdata(deploy)
 }
