@@ -21,6 +21,7 @@ import (
 
 	ignition "github.com/coreos/ignition/v2/config/v3_4/types"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -152,6 +153,10 @@ func TestGEPMEndToEnd(t *testing.T) {
 	shootCfg := loadKubeconfig(g, shootKubeconfig, shootNamespace)
 	g.Expect(shootCfg.Host).To(Equal(shoot.server), "the server is -shoot-api-url")
 	shootAgent := newClient(g, shootCfg)
+	review := &authenticationv1.SelfSubjectReview{}
+	g.Expect(shootAgent.Create(ctx, review)).To(Succeed())
+	g.Expect(review.Status.UserInfo.Username).To(Equal("system:serviceaccount:firewall:firewall-controller-shoot-access-shoot-firewall"),
+		"the firewall-controller's own identity in the shoot, named as upstream names it")
 	g.Expect(shootAgent.List(ctx, &corev1.ServiceList{})).To(Succeed())
 	policy := &v1.ClusterwideNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "allow-dns", Namespace: "firewall"}}
 	g.Expect(shoot.admin.Create(ctx, policy)).To(Succeed())
