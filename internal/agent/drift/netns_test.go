@@ -134,7 +134,7 @@ func TestNoDriftRightAfterApply(t *testing.T) {
 	}
 }
 
-// fixedSource feeds a runner one ruleset's inputs.
+// startRunner runs a runner on the fixture's inputs plus a toFQDNs policy.
 func startRunner(t *testing.T, ctx context.Context, ap *nft.Applier) *runner.Runner {
 	t.Helper()
 	r := runner.New(ap, runner.Parts{Policies: true, Services: true}, runner.Options{Table: "firewall", Debounce: 10 * time.Millisecond})
@@ -172,7 +172,7 @@ func (r *reports) report(st Status) {
 // Hand edits with nft are found by the check, reported as the RulesetInSync condition and
 // in the metrics, and repaired through the runner's normal apply (a full sync that keeps
 // the named counters); with repairs off they are only reported. Elements the agent adds to
-// its timeout sets itself (the DNS proxy's), and their expiry, are not drift.
+// its timeout sets itself (the DNS proxy's) are not drift.
 func TestDriftDetectedReportedAndRepaired(t *testing.T) {
 	type edit struct {
 		name string
@@ -219,8 +219,8 @@ func TestDriftDetectedReportedAndRepaired(t *testing.T) {
 					}
 					return nil
 				})
-				// The DNS proxy's kind of element (a timeout set, by the agent itself) and an
-				// element that expires are not drift.
+				// The DNS proxy's kind of element (in a timeout set, by the agent itself) is not
+				// drift.
 				learn := learnedSet(t, n)
 				if err := n.nl.AddElements(ctx, learn, "ipv4_addr", []nft.SetElement{{Key: []string{"192.0.2.55"}}}, 2*time.Second); err != nil {
 					t.Fatal(err)
