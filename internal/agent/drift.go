@@ -4,8 +4,12 @@ import (
 	"context"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/drift"
+	"github.com/palisade-fw/palisade/internal/agent/source/kube"
 )
 
 // wireDrift sets up the drift check (internal/agent/drift) on the real kernel: the table is
@@ -32,17 +36,39 @@ func (a *Agent) wireDrift() {
 			a.runner.Notify()
 		}
 	}
+	var reports []func(drift.Status)
 	if a.hub != nil {
-		hub := a.hub
-		opts.Report = func(st drift.Status) {
-			if st.Checked.IsZero() {
-				return
-			}
-			hub.SetCondition(drift.Condition(st))
+		reports = append(reports, func(st drift.Status) { a.hub.SetCondition(drift.Condition(st)) })
+	}
+	if ev := a.driftEvents(); ev != nil {
+		reports = append(reports, ev.Report)
+	}
+	opts.Report = func(st drift.Status) {
+		for _, r := range reports {
+			r(st)
 		}
 	}
 	a.drift = drift.New(opts)
 	a.runner.AddObserver(a.drift)
+}
+
+// driftEvents puts drift events on the agent's FirewallMonitor in the workload cluster, where
+// the agent may create events (it creates none in the seed); nil without controllers.monitor.
+func (a *Agent) driftEvents() *drift.Events {
+	if a.cfg.Controllers.Monitor == nil || a.cfg.Sources.Shoot == nil {
+		return nil
+	}
+	cfg, err := kube.RestConfig(a.cfg.Sources.Shoot.Kubeconfig)
+	if err != nil {
+		a.log.Warn("no drift events: the workload cluster's kubeconfig", "err", err)
+		return nil
+	}
+	rec := kube.NewRecorder(cfg, a.cfg.Name, a.log)
+	if rec == nil {
+		return nil
+	}
+	mon := &v2.FirewallMonitor{ObjectMeta: metav1.ObjectMeta{Namespace: v2.FirewallShootNamespace, Name: a.cfg.Name}}
+	return &drift.Events{Recorder: rec, Object: mon}
 }
 
 // runDrift runs the checks and the netlink subscription until ctx ends; a subscription

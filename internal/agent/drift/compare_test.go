@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 
+	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 )
 
@@ -143,3 +145,26 @@ func TestCondition(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// One Warning event when drift is found, one Normal event when it is gone; nothing while
+// the outcome stays.
+func TestEvents(t *testing.T) {
+	rec := record.NewFakeRecorder(10)
+	ev := &Events{Recorder: rec, Object: &v2.FirewallMonitor{ObjectMeta: metav1.ObjectMeta{Namespace: "firewall", Name: "fw-1"}}}
+	drifted := Status{Known: true, Repairing: true, Differences: []Difference{{Kind: "table", What: "missing"}}}
+	for _, st := range []Status{{Known: true}, drifted, drifted, {Known: true, LastRepair: "table missing"}, {Known: true}, {}} {
+		ev.Report(st)
+	}
+	close(rec.Events)
+	var got []string
+	for e := range rec.Events {
+		got = append(got, e)
+	}
+	want := []string{
+		"Warning RulesetDrifted the kernel's table differs from the applied ruleset: table missing; repairing",
+		"Normal RulesetInSync the kernel's table holds the applied ruleset; last repaired: table missing",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %q\nwant %q", got, want)
+	}
+}

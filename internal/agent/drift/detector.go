@@ -76,7 +76,7 @@ func Condition(st Status) metav1.Condition {
 	case st.Err != nil:
 		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, ReasonCheckFailed, "reading the table back failed: "+st.Err.Error()
 	case !st.Known:
-		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, ReasonNothingApplied, "no ruleset is known to be applied"
+		c.Status, c.Reason, c.Message = metav1.ConditionUnknown, ReasonNothingApplied, "no ruleset is known to be applied (none yet, or the last apply failed)"
 	case len(st.Differences) > 0:
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonDrifted
 		c.Message = "the kernel's table differs from the applied ruleset: " + Summary(st.Differences)
