@@ -64,6 +64,34 @@ func (n *netns) nft(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// nftScript runs `nft -f -` in the namespace: one transaction.
+func (n *netns) nftScript(t *testing.T, script string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", n.name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f:\n%s\n%v %s", script, err, out)
+	}
+}
+
+// repointable finds a verdict map element and a chain other than the one it jumps to.
+func repointable(t *testing.T, r *ruleset.Ruleset) (string, ruleset.Element, string) {
+	t.Helper()
+	for _, s := range r.Sets {
+		if !s.Map || len(s.Elements) < 2 {
+			continue
+		}
+		first := s.Elements[0]
+		for _, e := range s.Elements[1:] {
+			if e.Value != first.Value {
+				return s.Name, first, strings.TrimPrefix(e.Value, "goto ")
+			}
+		}
+	}
+	t.Fatal("no map with elements going to two chains")
+	return "", ruleset.Element{}, ""
+}
+
 // ruleHandle finds the handle of the first rule of chain whose listing contains text.
 func (n *netns) ruleHandle(t *testing.T, chain, text string) string {
 	t.Helper()
@@ -176,23 +204,28 @@ func (r *reports) report(st Status) {
 func TestDriftDetectedReportedAndRepaired(t *testing.T) {
 	type edit struct {
 		name string
-		do   func(t *testing.T, n *netns)
+		do   func(t *testing.T, n *netns, applied *ruleset.Ruleset)
 		want string // in the summary
 	}
 	edits := []edit{
-		{"delete a rule", func(t *testing.T, n *netns) {
+		{"delete a rule", func(t *testing.T, n *netns, _ *ruleset.Ruleset) {
 			n.nft(t, "delete", "rule", "inet", "firewall", "forward", "handle", n.ruleHandle(t, "forward", "ct state established,related"))
 		}, "1 missing (first: `ct state established,related"},
-		{"add a rule", func(t *testing.T, n *netns) {
+		{"add a rule", func(t *testing.T, n *netns, _ *ruleset.Ruleset) {
 			n.nft(t, "insert", "rule", "inet", "firewall", "forward", "ip", "saddr", "198.51.100.7", "accept")
 		}, "1 not in the applied ruleset"},
-		{"add an element to a static set", func(t *testing.T, n *netns) {
+		{"add an element to a static set", func(t *testing.T, n *netns, _ *ruleset.Ruleset) {
 			set := firstStaticSet(t, n)
 			n.nft(t, "add", "element", "inet", "firewall", set.name, "{ "+set.sample+" }")
 		}, "elements not in the applied ruleset"},
-		{"flush a chain", func(t *testing.T, n *netns) { n.nft(t, "flush", "chain", "inet", "firewall", "forward") },
+		{"re-point a map element to another chain", func(t *testing.T, n *netns, applied *ruleset.Ruleset) {
+			m, e, other := repointable(t, applied)
+			n.nftScript(t, fmt.Sprintf("delete element inet firewall %s { %s }\nadd element inet firewall %s { %s : goto %s }\n",
+				m, strings.Join(e.Key, " . "), m, strings.Join(e.Key, " . "), other))
+		}, "1 elements missing"},
+		{"flush a chain", func(t *testing.T, n *netns, _ *ruleset.Ruleset) { n.nft(t, "flush", "chain", "inet", "firewall", "forward") },
 			"chain forward: 0 rules, expected "},
-		{"delete the table", func(t *testing.T, n *netns) { n.nft(t, "delete", "table", "inet", "firewall") }, "table missing"},
+		{"delete the table", func(t *testing.T, n *netns, _ *ruleset.Ruleset) { n.nft(t, "delete", "table", "inet", "firewall") }, "table missing"},
 	}
 	for _, repair := range []bool{true, false} {
 		for _, e := range edits {
@@ -231,7 +264,11 @@ func TestDriftDetectedReportedAndRepaired(t *testing.T) {
 				counterBefore := counterValue(t, n, "drop_total")
 				before := testutil.ToFloat64(d.drifts)
 
-				e.do(t, n)
+				applied, _, err := ap.Observe(ctx)
+				if err != nil || applied == nil {
+					t.Fatalf("nothing applied: %v", err)
+				}
+				e.do(t, n, applied)
 				// The netlink notification triggers the check; no scheduled check runs
 				// (Interval is an hour).
 				var found Status

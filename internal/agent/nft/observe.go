@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	gnftables "github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
@@ -115,7 +117,11 @@ func Expected(r *ruleset.Ruleset) (TableState, error) {
 					return TableState{}, err
 				}
 				for j, el := range enc {
-					es := ElementState{Key: elementKey(el)}
+					key, err := elementKey(el)
+					if err != nil {
+						return TableState{}, errf("set", s.Name, err)
+					}
+					es := ElementState{Key: key}
 					if j == 0 {
 						es.Text = e.String()
 					}
@@ -180,7 +186,11 @@ func (l *Netlink) Observe(context.Context) (TableState, error) {
 				return TableState{}, fmt.Errorf("listing the elements of set %s over netlink: %w", s.Name, err)
 			}
 			for _, e := range elems {
-				ss.Elements = append(ss.Elements, ElementState{Key: elementKey(e)})
+				key, err := elementKey(e)
+				if err != nil {
+					return TableState{}, errf("set", s.Name, err)
+				}
+				ss.Elements = append(ss.Elements, ElementState{Key: key})
 			}
 		}
 		st.Sets = append(st.Sets, ss)
@@ -291,10 +301,11 @@ func ruleKey(exprs []expr.Any, userData []byte) (string, error) {
 	return b.String(), nil
 }
 
-// elementKey encodes an element's key and interval end; an end equal to the key (a single
-// value in a concatenation) is left out. A map element's verdict is not part of it:
-// google/nftables v0.3.0 does not decode the verdicts when it lists map elements.
-func elementKey(e gnftables.SetElement) string {
+// elementKey encodes an element's key, interval end and value; an end equal to the key (a
+// single value in a concatenation) is left out. google/nftables v0.3.0 does not decode a map
+// element's verdict when it lists elements but keeps its attributes as Val: the expected
+// side is encoded the same way (verdictAttributes).
+func elementKey(e gnftables.SetElement) (string, error) {
 	key := hex.EncodeToString(e.Key)
 	if len(e.KeyEnd) > 0 && !slices.Equal(e.KeyEnd, e.Key) {
 		key += "-" + hex.EncodeToString(e.KeyEnd)
@@ -302,7 +313,28 @@ func elementKey(e gnftables.SetElement) string {
 	if e.IntervalEnd {
 		key += " end"
 	}
-	return key
+	val := e.Val
+	if v := e.VerdictData; v != nil {
+		var err error
+		if val, err = verdictAttributes(v); err != nil {
+			return "", err
+		}
+	}
+	if len(val) > 0 {
+		key += " : " + hex.EncodeToString(val)
+	}
+	return key, nil
+}
+
+// verdictAttributes is a verdict as the kernel lists it in a map element's data.
+func verdictAttributes(v *expr.Verdict) ([]byte, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.ByteOrder = binary.BigEndian
+	ae.Uint32(unix.NFTA_VERDICT_CODE, uint32(int32(v.Kind)))
+	if v.Chain != "" {
+		ae.String(unix.NFTA_VERDICT_CHAIN, v.Chain)
+	}
+	return ae.Encode()
 }
 
 // ownThread tells whether the kernel's process ID of a transaction (NFTA_GEN_PROC_PID, a
