@@ -223,7 +223,9 @@ func TestDriftDetectedReportedAndRepaired(t *testing.T) {
 			n.nftScript(t, fmt.Sprintf("delete element inet firewall %s { %s }\nadd element inet firewall %s { %s : goto %s }\n",
 				m, strings.Join(e.Key, " . "), m, strings.Join(e.Key, " . "), other))
 		}, "1 elements missing"},
-		{"flush a chain", func(t *testing.T, n *netns, _ *ruleset.Ruleset) { n.nft(t, "flush", "chain", "inet", "firewall", "forward") },
+		{"flush a chain", func(t *testing.T, n *netns, _ *ruleset.Ruleset) {
+			n.nft(t, "flush", "chain", "inet", "firewall", "forward")
+		},
 			"chain forward: 0 rules, expected "},
 		{"delete the table", func(t *testing.T, n *netns, _ *ruleset.Ruleset) { n.nft(t, "delete", "table", "inet", "firewall") }, "table missing"},
 	}
