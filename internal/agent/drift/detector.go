@@ -206,6 +206,12 @@ func (d *Detector) Check(ctx context.Context) Status {
 	case errors.Is(err, nft.ErrNotObservable):
 		d.mu.Unlock()
 		return Status{}
+	case errors.Is(err, nft.ErrApplied):
+		// Nothing to say about a table that changed under the reading: try again soon.
+		st = d.status
+		d.mu.Unlock()
+		d.Notify()
+		return st
 	case err != nil:
 		st.Err = err
 	case last == nil:

@@ -28,7 +28,7 @@ type netns struct {
 	nl   *nft.Netlink
 }
 
-func newNetns(t *testing.T) *netns {
+func newNetns(t testing.TB) *netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		skipOutsideCI(t, "needs root for network namespaces and nft")
@@ -105,7 +105,7 @@ func (n *netns) ruleHandle(t *testing.T, chain, text string) string {
 	return ""
 }
 
-func skipOutsideCI(t *testing.T, reason string) {
+func skipOutsideCI(t testing.TB, reason string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatal("CI must run this test: " + reason)

@@ -140,10 +140,16 @@ func Expected(r *ruleset.Ruleset) (TableState, error) {
 // Observe implements TableObserver: chains with their rules, sets with their elements (not
 // those of timeout sets), counter names. A missing table is a TableState without Exists.
 func (l *Netlink) Observe(context.Context) (TableState, error) {
-	c, err := l.conn()
+	// One socket for the thousands of requests (a rule dump per chain).
+	opts := []gnftables.ConnOption{gnftables.AsLasting()}
+	if l.netns != nil {
+		opts = append(opts, gnftables.WithNetNSFd(int(l.netns.Fd())))
+	}
+	c, err := gnftables.New(opts...)
 	if err != nil {
 		return TableState{}, err
 	}
+	defer c.CloseLasting()
 	t, err := l.lookup(c)
 	if err != nil || t == nil {
 		return TableState{}, err
@@ -207,22 +213,35 @@ func (l *Netlink) Observe(context.Context) (TableState, error) {
 }
 
 // Observe returns the ruleset the applier last made the kernel hold and what the kernel's
-// table holds now, read under the applier's lock, so no apply runs in between. last is nil
-// when the applier knows nothing (no apply yet, or the last one failed): then there is
-// nothing to compare with.
+// table holds now. The table is read without holding up applies; when an apply changed the
+// kernel meanwhile, the reading is of no use and ErrApplied says so. last is nil when the
+// applier knows nothing (no apply yet, or the last one failed): then there is nothing to
+// compare with.
 func (a *Applier) Observe(ctx context.Context) (last *ruleset.Ruleset, observed TableState, err error) {
 	obs, ok := a.kernel.(TableObserver)
 	if !ok {
 		return nil, TableState{}, ErrNotObservable
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.last == nil {
+	last, version := a.last, a.version
+	a.mu.Unlock()
+	if last == nil {
 		return nil, TableState{}, nil
 	}
 	observed, err = obs.Observe(ctx)
-	return a.last, observed, err
+	// An apply holds the lock for its whole run, so one that overlapped the reading has
+	// finished here and shows as another version (or as nothing known, when it failed).
+	a.mu.Lock()
+	changed := a.last != last || a.version != version
+	a.mu.Unlock()
+	if changed {
+		return nil, TableState{}, ErrApplied
+	}
+	return last, observed, err
 }
+
+// ErrApplied means an apply changed the table while it was being read.
+var ErrApplied = errors.New("an apply changed the table while it was read")
 
 // Verify checks, like Confirm, that the kernel still holds the objects of the last applied
 // ruleset, but keeps what the applier knows: a mismatch does not turn the next apply into a
