@@ -401,7 +401,13 @@ func (l *Netlink) watchOnce(ctx context.Context, changed func()) error {
 	if err != nil {
 		return fmt.Errorf("subscribing to nftables notifications: %w", err)
 	}
-	defer mon.Close()
+	defer func() {
+		_ = mon.Close()
+		go func() { // the monitor's goroutine may be sending; let it end
+			for range events {
+			}
+		}()
+	}()
 	for {
 		select {
 		case <-ctx.Done():
