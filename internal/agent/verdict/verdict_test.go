@@ -225,4 +225,6 @@ func TestParseProtoPort(t *testing.T) {
 	}
 }
 
-func itoa(v uint16) string { return netip.AddrPortFrom(netip.IPv4Unspecified(), v).String()[len("0.0.0.0:"):] }
+func itoa(v uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), v).String()[len("0.0.0.0:"):]
+}
