@@ -31,12 +31,12 @@ import (
 // explainOptions are the flags of `kubectl palisade explain`.
 type explainOptions struct {
 	from, to, toService, port, node string
-	direction                        string
-	workloadKubeconfig               string
-	workloadContext                  string
-	cwnpNamespace                    string
-	defaultEgress                    bool
-	output                           string
+	direction                       string
+	workloadKubeconfig              string
+	workloadContext                 string
+	cwnpNamespace                   string
+	defaultEgress                   bool
+	output                          string
 }
 
 // Explanation is what explain prints with -o json|yaml.
