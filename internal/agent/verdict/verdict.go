@@ -254,19 +254,41 @@ type scored struct {
 	score int
 }
 
+// nearRule scores a rule that misses the flow on one side by how specifically it agrees on
+// the other: a rule for exactly this address on another port is nearer than the default
+// egress (every address) on another port; a rule for the port towards a neighbouring
+// network is nearer than one towards a distant one.
 func nearRule(r *Rule, addr, port bool, peers []model.Peer, f Flow) scored {
+	peer := f.Dst
+	if f.Src.IsValid() && strings.HasPrefix(r.Rule, "ingress") {
+		peer = f.Src
+	}
 	switch {
 	case addr && !port:
-		return scored{near: Near{Rule: *r, Misses: fmt.Sprintf("port: not %d/%s", f.Port, f.Protocol)}, score: 200}
+		return scored{near: Near{Rule: *r, Misses: fmt.Sprintf("port: not %d/%s", f.Port, f.Protocol)}, score: 100 + scaled(matchingBits(peers, peer), peer)}
 	case port && !addr:
-		// The closer the nearest peer is to the address, the nearer the miss.
-		peer := f.Dst
-		if f.Src.IsValid() && !strings.HasPrefix(r.Rule, "egress") {
-			peer = f.Src
-		}
-		return scored{near: Near{Rule: *r, Misses: "address: " + peer.String() + " is outside"}, score: 100 + commonBits(peers, peer)}
+		return scored{near: Near{Rule: *r, Misses: "address: " + peer.String() + " is outside"}, score: 100 + scaled(commonBits(peers, peer), peer)}
 	}
-	return scored{near: Near{Rule: *r, Misses: "address and port"}, score: commonBits(peers, f.Dst) / 8}
+	return scored{near: Near{Rule: *r, Misses: "address and port"}, score: scaled(commonBits(peers, peer), peer) / 2}
+}
+
+// scaled maps prefix bits of either family onto 0..32.
+func scaled(bits int, a netip.Addr) int {
+	if a.Is4() {
+		return bits
+	}
+	return bits / 4
+}
+
+// matchingBits is the length of the most specific peer that holds addr.
+func matchingBits(peers []model.Peer, addr netip.Addr) int {
+	best := 0
+	for _, p := range peers {
+		if p.Prefix.Contains(addr) {
+			best = max(best, p.Prefix.Bits())
+		}
+	}
+	return best
 }
 
 func serviceNear(r *Rule, port, src bool, s model.Service) scored {
