@@ -119,6 +119,15 @@ func Evaluate(snap model.Snapshot, learned Learned, f Flow) Result {
 		res.Direction = Egress
 		if f.Src.IsValid() {
 			res.Notes = append(res.Notes, fmt.Sprintf("egress: the source %s is in the cluster prefix %s", f.Src, prefixOf(fw.ClusterPrefixes, f.Src)))
+		} else if !slices.ContainsFunc(fw.ClusterPrefixes, func(p netip.Prefix) bool { return p.Addr().Is4() == f.Dst.Is4() }) {
+			res.Reason = "the cluster has no prefix of this address family, so no such flow starts in it"
+			return res
+		}
+		if (f.Protocol == model.TCP || f.Protocol == model.UDP) && f.Port == 53 && hasFQDNRules(snap.Policies) {
+			// ruleset.addFQDN: with the DNS proxy running, the cluster's DNS is redirected to
+			// it before the forward chain sees it.
+			res.Notes = append(res.Notes, "while a policy has toFQDNs rules, the agent's DNS proxy (when enabled) receives the cluster's DNS on the firewall itself; "+
+				"the verdict below is what the forward chain decides for DNS that is not redirected")
 		}
 		evaluateEgress(snap, learned, f, &res)
 		return res
@@ -339,6 +348,10 @@ func commonBits(peers []model.Peer, addr netip.Addr) int {
 		best = max(best, n)
 	}
 	return best
+}
+
+func hasFQDNRules(policies []model.Policy) bool {
+	return slices.ContainsFunc(policies, func(p model.Policy) bool { return len(p.FQDN) > 0 })
 }
 
 func peersMatch(peers []model.Peer, a netip.Addr) bool {

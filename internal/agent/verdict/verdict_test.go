@@ -147,6 +147,21 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// A flow "from the cluster" of a family the cluster has no prefix of starts nowhere; DNS
+// while toFQDNs rules exist may be the DNS proxy's.
+func TestEgressEdges(t *testing.T) {
+	spec := testFirewall
+	spec.ClusterPrefixes = []string{"10.1.0.0/24"}
+	in := Inputs{Firewall: model.ParseFirewall(spec), Policies: testPolicies, DefaultEgress: true}
+	if res := Explain(in, flow("", "2001:db8::1", "443/tcp")); res.Allowed || !strings.Contains(res.Reason, "no prefix of this address family") {
+		t.Errorf("v6 from a v4-only cluster: %s", res.Summary())
+	}
+	res := Explain(in, flow("10.1.0.5", "8.8.8.8", "53/udp"))
+	if !res.Allowed || !strings.Contains(strings.Join(res.Notes, "\n"), "DNS proxy") {
+		t.Errorf("DNS with toFQDNs rules: %s %v", res.Summary(), res.Notes)
+	}
+}
+
 // The policy's counter names the accepting rule's object, as the renderer names its chain.
 func TestCounterNamesTheObject(t *testing.T) {
 	in := Inputs{Firewall: model.ParseFirewall(testFirewall), Policies: testPolicies, Services: testServices}
