@@ -20,6 +20,8 @@ import (
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/firewall"
+	"github.com/palisade-fw/palisade/internal/manager"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
 	"github.com/palisade-fw/palisade/internal/plugin"
 	"github.com/palisade-fw/palisade/internal/testenv/harness"
@@ -55,11 +57,17 @@ func mustExplain(t *testing.T, kubeconfig string, args ...string) string {
 // reached as the workload cluster through the Secret the deployment's workload-kubeconfig
 // annotation names (inherited by its firewalls), or through --workload-kubeconfig.
 func TestExplain(t *testing.T) {
-	stack, err := harness.Start(harness.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The manager publishes status.shootAccess (as under Gardener) pointing at this API server.
+	var stack *harness.Stack
+	stack = harness.New(harness.Options{Manager: func(o *manager.Options) {
+		o.Firewall.ShootAccess = firewall.ShootAccessConfig{GenericKubeconfigSecret: "generic", APIServerURL: stack.Config.Host}
+	}})
 	t.Cleanup(func() { _ = stack.Stop() })
+	for _, start := range []func() error{stack.StartAPIServer, stack.StartSimulator, stack.StartManager} {
+		if err := start(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := stack.WriteKubeconfig(kubeconfig); err != nil {
 		t.Fatal(err)
@@ -77,26 +85,32 @@ func TestExplain(t *testing.T) {
 	}
 	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "workload", Namespace: explainNS},
 		Data: map[string][]byte{v2.DefaultUserdataKey: kubeconfigData}}))
-	must(t, c.Create(ctx, &v2.FirewallDeployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "edge", Namespace: explainNS, Annotations: map[string]string{
-			v2.NoControllerConnectionAnnotation: "true", v2.WorkloadKubeconfigAnnotation: "workload"}},
-		Spec: v2.FirewallDeploymentSpec{
-			Replicas: 1,
-			Template: v2.FirewallTemplateSpec{Spec: v2.FirewallSpec{
-				Size: metalsim.DefaultSize, Image: metalsim.DefaultImage,
-				Partition: metalsim.DefaultPartition, Project: metalsim.DefaultProject,
-				Networks: []string{metalsim.DefaultExternalNetwork, metalsim.DefaultPrivateNetwork},
-				Userdata: `{"ignition":{"version":"3.4.0"}}`,
-			}},
-		},
-	}))
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "generic", Namespace: explainNS},
+		Data: map[string][]byte{"kubeconfig": kubeconfigData}}))
+	for name, annotations := range map[string]map[string]string{
+		"edge":  {v2.NoControllerConnectionAnnotation: "true", v2.WorkloadKubeconfigAnnotation: "workload"},
+		"other": {v2.NoControllerConnectionAnnotation: "true"}, // reached through status.shootAccess
+	} {
+		must(t, c.Create(ctx, &v2.FirewallDeployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: explainNS, Annotations: annotations},
+			Spec: v2.FirewallDeploymentSpec{
+				Replicas: 1,
+				Template: v2.FirewallTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}}, Spec: v2.FirewallSpec{
+					Size: metalsim.DefaultSize, Image: metalsim.DefaultImage,
+					Partition: metalsim.DefaultPartition, Project: metalsim.DefaultProject,
+					Networks: []string{metalsim.DefaultExternalNetwork, metalsim.DefaultPrivateNetwork},
+					Userdata: `{"ignition":{"version":"3.4.0"}}`,
+				}},
+			},
+		}))
+	}
 
 	// The firewall, once metal-api reported its networks; a node address of its private network.
 	var fw v2.Firewall
 	var node netip.Addr
 	waitFor(t, "the firewall carries its networks and the annotation", func() bool {
 		var fws v2.FirewallList
-		if err := c.List(ctx, &fws, client.InNamespace(explainNS)); err != nil || len(fws.Items) != 1 {
+		if err := c.List(ctx, &fws, client.InNamespace(explainNS), client.MatchingLabels{"app": "edge"}); err != nil || len(fws.Items) != 1 {
 			return false
 		}
 		fw = fws.Items[0]
@@ -106,6 +120,11 @@ func TestExplain(t *testing.T) {
 			}
 		}
 		return node.IsValid() && fw.Annotations[v2.WorkloadKubeconfigAnnotation] == "workload"
+	})
+	waitFor(t, "the other deployment's firewall carries its shoot access", func() bool {
+		var fws v2.FirewallList
+		return c.List(ctx, &fws, client.InNamespace(explainNS), client.MatchingLabels{"app": "other"}) == nil && len(fws.Items) == 1 &&
+			fws.Items[0].Status.ShootAccess != nil && len(fws.Items[0].Status.FirewallNetworks) > 0
 	})
 
 	port := func(proto corev1.Protocol, p int32) v1.NetworkPolicyPort {
@@ -151,6 +170,8 @@ func TestExplain(t *testing.T) {
 			[]string{"allowed by cwnp/git egress[0] (22/tcp to the addresses learned for git.example.com)"}},
 		{[]string{"firewall/" + fw.Name, "--to-service", "shop/web", "--from", "203.0.113.9"},
 			[]string{"203.0.113.9 -> 185.1.2.10:443 tcp (ingress): allowed by service/shop/web port 443/tcp"}},
+		{[]string{"fwdeploy/other", "--to-service", "shop/web", "--from", "203.0.113.9", "--port", "443/tcp"},
+			[]string{"(current firewall of firewalldeployment.firewall.metal-stack.io other)", "allowed by service/shop/web port 443/tcp"}},
 		{[]string{"firewall/" + fw.Name, "--to-service", "shop/web", "--from", "198.51.100.1", "--workload-kubeconfig", kubeconfig},
 			[]string{"dropped: no rule matches; nearest: service/shop/web port 443/tcp allows 443/tcp to 185.1.2.10 from 203.0.113.0/24 only"}},
 	}
