@@ -155,9 +155,7 @@ func evaluateEgress(snap model.Snapshot, learned Learned, f Flow, res *Result) {
 					addCapNote(snap.Firewall, p, fmt.Sprintf("egress[%d]", i), res)
 					return
 				}
-				if !allPorts {
-					near = append(near, nearRule(ref(p, egressIndex(p, i), "egress", r), addr, port, r.Peers, f))
-				}
+				near = append(near, nearRule(ref(p, egressIndex(p, i), "egress", r), addr, port, r.Peers, f))
 			}
 		}
 	}
@@ -208,9 +206,7 @@ func evaluateIngress(snap model.Snapshot, f Flow, res *Result) {
 						addCapNote(fw, p, fmt.Sprintf("ingress[%d]", i), res)
 						return
 					}
-					if !allPorts {
-						near = append(near, nearRule(ref(p, i, "ingress", r), addr, port, r.Peers, f))
-					}
+					near = append(near, nearRule(ref(p, i, "ingress", r), addr, port, r.Peers, f))
 				}
 			}
 		}
