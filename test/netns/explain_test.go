@@ -45,17 +45,18 @@ func newExplainLab(t *testing.T) *explainLab {
 	// Every flow has a listener, so that a drop is the firewall's doing. UDP answers from
 	// the address asked, so UDP binds each address.
 	var node, out [][2]string
-	for _, p := range []string{"22", "443", "8080", "8443", "30080"} {
+	// Ports next to the rules' edges (23, 444, 8200, 8201, 54, 4999) catch an off-by-one.
+	for _, p := range []string{"22", "23", "443", "8080", "8443", "30080"} {
 		node = append(node, [2]string{"tcp", "[::]:" + p})
 	}
-	for _, a := range []string{node4, "[" + node6 + "]", "10.2.0.10", "[fd02::10]"} {
-		node = append(node, [2]string{"udp", a + ":5000"}, [2]string{"udp", a + ":5001"})
+	for _, a := range []string{node4, "[" + node6 + "]", "10.2.0.1", "10.2.0.10", "[fd02::10]"} {
+		node = append(node, [2]string{"udp", a + ":4999"}, [2]string{"udp", a + ":5000"}, [2]string{"udp", a + ":5001"})
 	}
-	for _, p := range []string{"22", "443", "6443", "8080", "8132"} {
+	for _, p := range []string{"22", "443", "444", "6443", "8080", "8132", "8200", "8201"} {
 		out = append(out, [2]string{"tcp", "[::]:" + p})
 	}
 	for _, a := range []string{outside4, outside4b, "[" + outside6 + "]", "[" + outside6b + "]"} {
-		out = append(out, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":123"}, [2]string{"udp", a + ":5353"})
+		out = append(out, [2]string{"udp", a + ":53"}, [2]string{"udp", a + ":54"}, [2]string{"udp", a + ":123"}, [2]string{"udp", a + ":5353"})
 	}
 	l.Serve(e.node, node...)
 	l.Serve(e.outside, out...)
@@ -248,7 +249,7 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 	checkCoverage(t, in)
 
 	e.apply(in)
-	got := e.agree(t, in)
+	got := e.agree(t, in, explainFlows)
 	for i, f := range explainFlows {
 		if got[i] != f.want {
 			t.Errorf("flow %s %s: explain says %q, the test expects %q", f.proto, f.flowString(), got[i], f.want)
@@ -259,7 +260,7 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 	capped.AllowedNetworks = model.AllowedNetworks{Egress: []string{outside4 + "/32", "fd99::/64"}, Ingress: []string{outside4 + "/32", outside6 + "/128"}}
 	in.Firewall = model.ParseFirewall(capped)
 	e.apply(in)
-	gotCapped := e.agree(t, in)
+	gotCapped := e.agree(t, in, explainFlows)
 	changed := 0
 	for i := range got {
 		if got[i] != gotCapped[i] {
@@ -271,16 +272,77 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 	}
 }
 
+// Beyond the chosen flows: every source, destination and port of the topology, plain and
+// capped. The kernel judges each one; nothing is expected by hand.
+func TestExplainAgreesOnEveryFlow(t *testing.T) {
+	e := newExplainLab(t)
+	learned := verdict.Learned{shootKey("git"): {"git.example": {netip.MustParseAddr(outside4), netip.MustParseAddr(outside6b)}}}
+	in := verdict.Inputs{Firewall: model.ParseFirewall(explainFirewall), Policies: explainPolicies(), Services: explainServices(),
+		DefaultEgress: true, Learned: learned}
+	flows := everyFlow()
+	if len(flows) < 100 {
+		t.Fatalf("only %d flows", len(flows))
+	}
+	e.apply(in)
+	allowed := 0
+	for _, by := range e.agree(t, in, flows) {
+		if by != "" {
+			allowed++
+		}
+	}
+	if allowed < 20 || allowed > len(flows)-20 {
+		t.Errorf("%d of %d flows allowed: too one-sided to test much", allowed, len(flows))
+	}
+	capped := explainFirewall
+	capped.AllowedNetworks = model.AllowedNetworks{Egress: []string{outside4 + "/32", "fd99::/64"}, Ingress: []string{outside4 + "/32", outside6 + "/128"}}
+	in.Firewall = model.ParseFirewall(capped)
+	e.apply(in)
+	e.agree(t, in, flows)
+}
+
+// everyFlow is the cross product of the topology: node to outside on every outside listener,
+// outside to the node and its load-balancer IPs on every node listener, per family.
+func everyFlow() []kflow {
+	type listener struct {
+		proto string
+		port  uint16
+	}
+	outsidePorts := []listener{{"tcp", 22}, {"tcp", 443}, {"tcp", 444}, {"tcp", 6443}, {"tcp", 8080}, {"tcp", 8132}, {"tcp", 8200}, {"tcp", 8201},
+		{"udp", 53}, {"udp", 54}, {"udp", 123}, {"udp", 5353}}
+	nodePorts := []listener{{"tcp", 22}, {"tcp", 23}, {"tcp", 443}, {"tcp", 8080}, {"tcp", 8443}, {"tcp", 30080}, {"udp", 4999}, {"udp", 5000}, {"udp", 5001}}
+	var out []kflow
+	for _, fam := range []struct {
+		node     string
+		outsides []string
+		targets  []string
+	}{
+		{node4, []string{outside4, outside4b}, []string{node4, "10.2.0.1", "10.2.0.10"}},
+		{node6, []string{outside6, outside6b}, []string{node6, "fd02::10"}},
+	} {
+		for _, o := range fam.outsides {
+			for _, l := range outsidePorts {
+				out = append(out, kflow{fromNode: true, src: fam.node, proto: l.proto, dst: o, port: l.port})
+			}
+			for _, target := range fam.targets {
+				for _, l := range nodePorts {
+					out = append(out, kflow{src: o, proto: l.proto, dst: target, port: l.port})
+				}
+			}
+		}
+	}
+	return out
+}
+
 func (f kflow) flowString() string { return f.src + " -> " + f.hostPort() }
 
 // agree runs every flow against the kernel and compares it with the verdict; it returns the
 // accepting rule per flow ("" for a drop).
-func (e *explainLab) agree(t *testing.T, in verdict.Inputs) []string {
+func (e *explainLab) agree(t *testing.T, in verdict.Inputs, flows []kflow) []string {
 	t.Helper()
-	results := make([]verdict.Result, len(explainFlows))
-	by := make([]string, len(explainFlows))
+	results := make([]verdict.Result, len(flows))
+	by := make([]string, len(flows))
 	var drops []Probe
-	for i, f := range explainFlows {
+	for i, f := range flows {
 		results[i] = verdict.Explain(in, f.flow(t))
 		if results[i].Allowed {
 			by[i] = results[i].By.String()
@@ -290,7 +352,7 @@ func (e *explainLab) agree(t *testing.T, in verdict.Inputs) []string {
 	}
 	// Allowed flows one by one, so that the counter of the rule's object can only have
 	// counted this flow's first packet.
-	for i, f := range explainFlows {
+	for i, f := range flows {
 		if !results[i].Allowed {
 			continue
 		}
@@ -316,7 +378,7 @@ func (e *explainLab) agree(t *testing.T, in verdict.Inputs) []string {
 		<-done
 	}
 	d := 0
-	for i, f := range explainFlows {
+	for i, f := range flows {
 		if results[i].Allowed {
 			continue
 		}
