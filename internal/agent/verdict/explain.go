@@ -34,6 +34,15 @@ func (in Inputs) Compose() (model.Snapshot, []model.Verdict) {
 func Explain(in Inputs, f Flow) Result {
 	snap, verdicts := in.Compose()
 	res := Evaluate(snap, in.Learned, f)
+	if len(in.Firewall.ClusterPrefixes) == 0 {
+		res.Notes = append(res.Notes, "the firewall knows no cluster prefix (no private primary network in status.firewallNetworks, no clusterPrefixes or internalPrefixes): nothing counts as egress")
+	}
+	if in.Firewall.DryRun {
+		res.Notes = append(res.Notes, "the Firewall has spec.dryRun: the agent renders this ruleset but does not apply it")
+	}
+	for _, w := range in.Firewall.Warnings {
+		res.Notes = append(res.Notes, "firewall spec: "+w)
+	}
 	if a := in.Firewall.Allowed; a != nil {
 		capped := a.Egress
 		if res.Direction == Ingress {

@@ -163,6 +163,17 @@ func TestEgressEdges(t *testing.T) {
 	}
 }
 
+func TestFirewallNotes(t *testing.T) {
+	spec := model.FirewallSpec{DryRun: true, InternalPrefixes: []string{"not-a-cidr"}}
+	res := Explain(Inputs{Firewall: model.ParseFirewall(spec)}, flow("10.1.0.5", "8.8.8.8", "443/tcp"))
+	notes := strings.Join(res.Notes, "\n")
+	for _, want := range []string{"knows no cluster prefix", "spec.dryRun", `firewall spec: internalPrefixes[0]: "not-a-cidr" is not a CIDR; skipped`} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+}
+
 // The policy's counter names the accepting rule's object, as the renderer names its chain.
 func TestCounterNamesTheObject(t *testing.T) {
 	in := Inputs{Firewall: model.ParseFirewall(testFirewall), Policies: testPolicies, Services: testServices}
