@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -266,7 +265,10 @@ func WorkloadConfig(kubeconfig []byte, token, server string) (*rest.Config, erro
 func readInputs(ctx context.Context, shoot client.Client, fw *v2.Firewall, cwnpNS string, now time.Time) (verdict.Inputs, []corev1.Service, error) {
 	in := verdict.Inputs{Firewall: kube.Firewall(fw), Learned: verdict.Learned{}}
 	var cwnps v1.ClusterwideNetworkPolicyList
-	if err := shoot.List(ctx, &cwnps, client.InNamespace(cwnpNS)); err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+	if err := shoot.List(ctx, &cwnps, client.InNamespace(cwnpNS)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return in, nil, errors.New("the workload cluster has no ClusterwideNetworkPolicy CRD (charts/palisade-workload installs it): is --workload-kubeconfig the right cluster?")
+		}
 		return in, nil, fmt.Errorf("listing ClusterwideNetworkPolicies in the workload cluster: %w", err)
 	}
 	for i := range cwnps.Items {
