@@ -151,6 +151,12 @@ type ControllerConnection struct {
 	// (Palisade; written by agents that reach the seed).
 	// +optional
 	Stats *FirewallStats `json:"stats,omitempty"`
+	// Conditions are the agent's own conditions, e.g. RulesetInSync: whether the kernel's
+	// table still holds the applied ruleset (Palisade).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // FirewallNetwork is one network of the allocated machine.

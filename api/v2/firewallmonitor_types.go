@@ -81,6 +81,12 @@ type ControllerStatus struct {
 	// RulesApplied is false when the last apply failed (Palisade).
 	// +optional
 	RulesApplied *bool `json:"rulesApplied,omitempty"`
+	// Conditions are the agent's own conditions, e.g. RulesetInSync: whether the kernel's
+	// table still holds the applied ruleset (Palisade).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // FirewallStats are traffic statistics of the firewall.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
+	"github.com/palisade-fw/palisade/internal/agent/drift"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/report"
@@ -33,7 +34,8 @@ type Agent struct {
 	runner  *runner.Runner
 	hub     *report.Hub // nil when there is nowhere to report to
 	feeders []feeder
-	x       extras // metrics, dropped-packet log, IDS, host state, self-update (extras.go)
+	x       extras          // metrics, dropped-packet log, IDS, host state, self-update (extras.go)
+	drift   *drift.Detector // nil on a fake kernel (drift.go)
 
 	proxyMu sync.Mutex
 	proxy   *dnsproxy.Proxy // the running DNS proxy; nil outside Run or when disabled
@@ -83,6 +85,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, kernel nft.Kernel) (*Agent, e
 	if err := a.wireReporting(); err != nil {
 		return nil, err
 	}
+	a.wireDrift()
 	a.runner.AddObserver(a) // host state follows the spec (extras.go)
 	return a, nil
 }
@@ -128,6 +131,9 @@ func (a *Agent) wireReporting() error {
 		FromSeed:    fromSeed,
 		SeedContact: seedContact,
 		Confirm: func(ctx context.Context) error {
+			if !cfg.Nftables.RepairDriftEnabled() {
+				return a.applier.Verify(ctx) // report only: the next apply stays a delta
+			}
 			err := a.applier.Confirm(ctx)
 			if err != nil {
 				a.runner.Notify() // the applier forgot; the next sync is a full one
@@ -207,6 +213,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	go func() { errs <- a.runner.Run(ctx) }()
 	a.runExtras(ctx, errs)
+	a.runDrift(ctx)
 	if a.hub != nil {
 		go func() { errs <- a.hub.Run(ctx) }()
 	}

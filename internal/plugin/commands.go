@@ -38,7 +38,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o.NewClient = o.clientFromFlags
 	root := &cobra.Command{
 		Use:           "kubectl-palisade",
-		Short:         "Operate Palisade firewalls: rollouts of FirewallDeployments",
+		Short:         "Operate Palisade firewalls: rollouts of FirewallDeployments, verdicts on flows",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl palisade"},
@@ -47,7 +47,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
 	o.ConfigFlags.AddFlags(root.PersistentFlags())
-	root.AddCommand(o.rolloutCommand())
+	root.AddCommand(o.rolloutCommand(), o.explainCommand())
 	return root
 }
 

@@ -105,6 +105,8 @@ func TestMonitorInTheWorkloadCluster(t *testing.T) {
 		mon.ControllerStatus = &v2.ControllerStatus{
 			ControllerVersion: "v-monitor-only", Updated: metav1.Now(), SeedUpdated: metav1.Now(),
 			Distance: fw.Distance, DistanceSupported: true, ObservedGeneration: fw.Generation, RulesApplied: &applied,
+			Conditions: []metav1.Condition{{Type: "RulesetInSync", Status: metav1.ConditionFalse, Reason: "Drifted",
+				Message: "chain forward: 0 rules, expected 17; repairing", LastTransitionTime: metav1.Now()}},
 		}
 		return workloadCli.Update(ctx, mon)
 	}).Should(Succeed())
@@ -113,6 +115,7 @@ func TestMonitorInTheWorkloadCluster(t *testing.T) {
 		g.Expect(seed.Client.Get(ctx, client.ObjectKeyFromObject(fw), got)).To(Succeed())
 		g.Expect(got.Status.ControllerStatus).NotTo(BeNil())
 		g.Expect(got.Status.ControllerStatus.ActualVersion).To(Equal("v-monitor-only"))
+		g.Expect(meta.IsStatusConditionFalse(got.Status.ControllerStatus.Conditions, "RulesetInSync")).To(BeTrue(), "the agent's drift condition is adopted")
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v2.ConditionConnected)).To(BeTrue())
 		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v2.ConditionReady)).To(BeTrue())
 	}).Should(Succeed())

@@ -140,7 +140,16 @@ type Nftables struct {
 	// (release v0.6.0): TCP 443 and TCP/UDP 53 from the cluster to every destination
 	// (capped by allowedNetworks). On unless set to false.
 	DefaultEgress *bool `json:"defaultEgress,omitempty"`
+	// RepairDrift re-applies the last applied ruleset when the kernel's table no longer holds
+	// it (someone ran nft by hand); false only reports the drift. On unless set to false.
+	RepairDrift *bool `json:"repairDrift,omitempty"`
+	// DriftCheckInterval is how often the table is compared with the applied ruleset
+	// besides after every nftables notification; default 30s.
+	DriftCheckInterval string `json:"driftCheckInterval,omitempty"`
 }
+
+// RepairDriftEnabled tells whether drift is repaired or only reported.
+func (n Nftables) RepairDriftEnabled() bool { return n.RepairDrift == nil || *n.RepairDrift }
 
 // DefaultEgressEnabled tells whether the seed's default egress is in force.
 func (n Nftables) DefaultEgressEnabled() bool { return n.DefaultEgress == nil || *n.DefaultEgress }

@@ -80,6 +80,9 @@ func (c *Config) defaults() error {
 	if c.Nftables.Table == "" {
 		c.Nftables.Table = "firewall"
 	}
+	if c.Nftables.DriftCheckInterval == "" {
+		c.Nftables.DriftCheckInterval = DefaultDriftCheckInterval.String()
+	}
 	if c.Nftables.RuleFile == "" {
 		c.Nftables.RuleFile = model.DefaultRuleFile
 	}
@@ -97,8 +100,10 @@ var (
 const (
 	DefaultMetalInterval  = 30 * time.Second
 	DefaultReportInterval = 30 * time.Second
-	DefaultFRRFile        = "/etc/frr/palisade-distance.conf"
-	DefaultRouteMap       = "palisade-distance"
+	// DefaultDriftCheckInterval is nftables.driftCheckInterval's default.
+	DefaultDriftCheckInterval = 30 * time.Second
+	DefaultFRRFile            = "/etc/frr/palisade-distance.conf"
+	DefaultRouteMap           = "palisade-distance"
 	// DistanceDisabled as distance.frrFile turns distance handling off.
 	DistanceDisabled = "-"
 )
@@ -152,6 +157,7 @@ func (c *Config) Validate() error {
 		checkDuration(add, "sources.metal.interval", s.Interval)
 	}
 	checkDuration(add, "reporting.interval", c.Reporting.Interval)
+	checkDuration(add, "nftables.driftCheckInterval", c.Nftables.DriftCheckInterval)
 	if c.Distance.FRRFile != DistanceDisabled && !filepath.IsAbs(c.Distance.FRRFile) {
 		add("distance.frrFile", "%q must be an absolute path or -", c.Distance.FRRFile)
 	}

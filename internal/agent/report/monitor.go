@@ -54,6 +54,7 @@ func (m *Monitor) Write(ctx context.Context, st State, due bool) error {
 		DistanceSupported:  st.DistanceSupported,
 		ObservedGeneration: st.ObservedGeneration,
 		RulesApplied:       &st.RulesApplied,
+		Conditions:         st.Conditions,
 	}
 	contentBytes, _ := json.Marshal(cs)
 	content := string(contentBytes)

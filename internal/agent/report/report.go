@@ -8,10 +8,14 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/version"
@@ -45,6 +49,8 @@ type State struct {
 	// Notes are problems of the host parts (self-update, SSH keys, egress addresses, IDS)
 	// by topic; they are appended to Message.
 	Notes map[string]string
+	// Conditions are the agent's own conditions (RulesetInSync, internal/agent/drift).
+	Conditions []metav1.Condition
 }
 
 // FullMessage is Message followed by the notes, sorted by topic.
@@ -221,7 +227,22 @@ func (h *Hub) State() State {
 	defer h.mu.Unlock()
 	st := h.st
 	st.Notes = maps.Clone(h.st.Notes)
+	st.Conditions = slices.Clone(h.st.Conditions)
 	return st
+}
+
+// SetCondition records c (its LastTransitionTime moves only when the status changes) and
+// reports it when it changed.
+func (h *Hub) SetCondition(c metav1.Condition) {
+	h.mu.Lock()
+	if c.LastTransitionTime.IsZero() {
+		c.LastTransitionTime = metav1.NewTime(h.Now().UTC().Truncate(time.Second))
+	}
+	changed := meta.SetStatusCondition(&h.st.Conditions, c)
+	h.mu.Unlock()
+	if changed {
+		h.poke()
+	}
 }
 
 // Note records a problem of a host part under topic (empty msg clears it) and reports it.

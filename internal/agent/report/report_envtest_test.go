@@ -8,14 +8,17 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/agent/drift"
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 	"github.com/palisade-fw/palisade/internal/testenv"
@@ -163,6 +166,29 @@ func TestReportsToSeedAndMonitor(t *testing.T) {
 	if !*cs.RulesApplied || cs.ObservedGeneration != gen2 || cs.Message != "" || !cs.Updated.Time.Equal(t3) {
 		t.Fatalf("controllerStatus after recovery: %+v", cs)
 	}
+
+	// Drift (internal/agent/drift) is the RulesetInSync condition in both reports, and
+	// clears after the repair.
+	drifted := drift.Status{Checked: t3, Known: true, Repairing: true,
+		Differences: []drift.Difference{{Kind: "chain", Name: "forward", What: "0 rules, expected 17"}}}
+	hub.SetCondition(drift.Condition(drifted))
+	hub.write(ctx, false)
+	for _, conds := range [][]metav1.Condition{getFirewall(t, c).Status.ControllerStatus.Conditions, getMonitor(t, c).ControllerStatus.Conditions} {
+		cond := apimeta.FindStatusCondition(conds, drift.ConditionRulesetInSync)
+		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != drift.ReasonDrifted ||
+			!strings.Contains(cond.Message, "chain forward: 0 rules, expected 17") || cond.LastTransitionTime.IsZero() {
+			t.Fatalf("drift condition: %+v", conds)
+		}
+	}
+	hub.SetCondition(drift.Condition(drift.Status{Checked: t3, Known: true, LastRepair: drift.Summary(drifted.Differences)}))
+	hub.write(ctx, false)
+	for _, conds := range [][]metav1.Condition{getFirewall(t, c).Status.ControllerStatus.Conditions, getMonitor(t, c).ControllerStatus.Conditions} {
+		if cond := apimeta.FindStatusCondition(conds, drift.ConditionRulesetInSync); cond == nil || cond.Status != metav1.ConditionTrue ||
+			cond.Reason != drift.ReasonInSync || !strings.Contains(cond.Message, "last repaired: chain forward") {
+			t.Fatalf("condition after the repair: %+v", conds)
+		}
+	}
+	assertOnlyControllerStatusChanged(t, before, getFirewall(t, c))
 }
 
 func getFirewall(t *testing.T, c client.Client) *v2.Firewall {

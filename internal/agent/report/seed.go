@@ -94,6 +94,10 @@ func controllerConnection(st State) map[string]any {
 		"distanceSupported": st.DistanceSupported,
 		"rulesApplied":      st.RulesApplied,
 		"message":           nil,
+		"conditions":        nil,
+	}
+	if len(st.Conditions) > 0 {
+		cc["conditions"] = st.Conditions
 	}
 	if msg := st.FullMessage(); msg != "" {
 		cc["message"] = msg

@@ -173,6 +173,7 @@ func (r *Reconciler) adoptMonitorReport(ctx context.Context, fw *v2.Firewall, mo
 		RulesApplied:       ms.RulesApplied,
 		Message:            ms.Message,
 		Stats:              ms.Stats,
+		Conditions:         ms.Conditions,
 		DistanceSupported:  &ms.DistanceSupported,
 	}
 	if cs != nil && cs.SeedUpdated.After(next.SeedUpdated.Time) {

@@ -149,3 +149,9 @@ func (s *ServiceEvents) Report(ctx context.Context, verdicts []model.Verdict, _ 
 		}
 	}
 }
+
+// NewRecorder returns an event recorder for the cluster of cfg, as component palisade-agent
+// on host; nil when no client can be built (then there are no events).
+func NewRecorder(cfg *rest.Config, host string, log *slog.Logger) record.EventRecorder {
+	return newRecorder(cfg, Scheme(), host, log)
+}
