@@ -191,6 +191,7 @@ type tarEntry struct {
 	mode int64
 	data []byte
 	dir  bool
+	link string // a symbolic link to link
 }
 
 // writeTar writes entries sorted by name, root-owned, all with one timestamp, so that the
@@ -201,9 +202,12 @@ func writeTar(w io.Writer, entries []tarEntry, mtime time.Time) error {
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: mtime, Format: tar.FormatPAX, Uname: "root", Gname: "root"}
-		if e.dir {
+		switch {
+		case e.dir:
 			h.Typeflag = tar.TypeDir
-		} else {
+		case e.link != "":
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, e.link, 0o777
+		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(h); err != nil {
