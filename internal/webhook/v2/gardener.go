@@ -20,7 +20,7 @@ const (
 
 // defaultGardenerUserdata gives a Gardener FirewallDeployment without userdata what upstream's
 // webhook gives it: a generated seed kubeconfig for the firewall-controller in the upstream
-// layout (Palisade renders it with the firewall-controller and droptailer units enabled, with a
+// layout (Palisade renders it with the firewall-controller unit enabled, with a
 // bound, rotated token instead of a long-lived one).
 //
 // It runs on CREATE and on UPDATE: GEPM compiles against the upstream API, which has no
