@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 
+	"github.com/palisade-fw/palisade/internal/modroot"
 	"github.com/palisade-fw/palisade/internal/release"
 	"github.com/palisade-fw/palisade/internal/signing"
 )
@@ -36,7 +37,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return err
 	}
@@ -201,21 +202,4 @@ func signingKey(file string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	return key, false, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run inside the Palisade module (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
 }

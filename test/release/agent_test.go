@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/release"
 	"github.com/palisade-fw/palisade/internal/signing"
+	"github.com/palisade-fw/palisade/internal/testenv/syncbuf"
 	"github.com/palisade-fw/palisade/internal/userdata"
 	"github.com/palisade-fw/palisade/test/netns"
 )
@@ -466,13 +466,13 @@ func (h *firewallHost) once(ns string, writable, caps []string, config string) (
 // agentRun is a running agent and its output.
 type agentRun struct {
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
 func (h *firewallHost) start(t *testing.T, ns string, writable, caps []string, config string) *agentRun {
 	t.Helper()
-	r := &agentRun{cmd: h.sandboxed(ns, writable, caps, "--config", config), out: &lockedBuffer{}, done: make(chan struct{})}
+	r := &agentRun{cmd: h.sandboxed(ns, writable, caps, "--config", config), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -546,23 +546,6 @@ func (h *firewallHost) missing(t *testing.T, lab *netns.Lab, ns string) []string
 		m = append(m, "the self-update replacing "+release.AgentInstallPath)
 	}
 	return m
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // unitSetting returns the space-separated values of key in a unit file.
