@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/palisade-fw/palisade/internal/agent/config"
@@ -196,7 +197,8 @@ func TestSystemdUnits(t *testing.T) {
 // feature that needs a capability or writes a file runs: the ruleset in the kernel (and its
 // rule file), the SNAT address on its interface and its state file, authorized_keys written
 // into the admin user's own .ssh and given to that user, the DNS proxy bound to port 53, the
-// dropped-packet reader on nflog, and a signed self-update replacing the binary. Then the
+// dropped-packet reader on nflog, a name learned through the proxy in its state file, and a
+// signed self-update replacing the binary. Then the
 // same without each of the unit's capabilities must fail where that capability is used, so
 // the unit grants what the agent needs, and nothing it does not use.
 func TestAgentRunsWithTheUnitsCapabilities(t *testing.T) {
@@ -224,6 +226,7 @@ func TestAgentRunsWithTheUnitsCapabilities(t *testing.T) {
 	lab.In(ns, "ip", "link", "set", "vlan104", "up")
 	h := newFirewallHost(t, bin)
 	config := h.config(t, h.serveUpdate(t, ns, "9.9.9-caps"))
+	serveUpstreamDNS(t, ns)
 
 	// Everything works with exactly the unit's capabilities and writable paths.
 	run := h.start(t, ns, writable, caps, config)
@@ -359,6 +362,30 @@ func newFirewallHost(t *testing.T, bin string) *firewallHost {
 func (h *firewallHost) path(p string) string { return filepath.Join(h.root, p) }
 
 // signedUpdate is the agent version served for the self-update, signed with the host's key.
+const (
+	learnedName = "learned.example"
+	learnedAddr = "203.0.113.7"
+	upstreamDNS = "127.0.0.1:5353"
+)
+
+// serveUpstreamDNS answers learnedName in ns on upstreamDNS, the proxy's upstream.
+func serveUpstreamDNS(t *testing.T, ns string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := netns.Do(ns, func() (err error) { pc, err = net.ListenPacket("udp", upstreamDNS); return err }); err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg).SetReply(req)
+		if q := req.Question[0]; q.Qtype == dns.TypeA && strings.EqualFold(q.Name, learnedName+".") {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP(learnedAddr)})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+}
+
 type signedUpdate struct {
 	url, version string
 	binary       []byte
@@ -412,6 +439,8 @@ sources:
       egress:
       - to: [{cidr: 0.0.0.0/0}]
         ports: [{protocol: TCP, port: 443}]
+      - toFQDNs: [{matchName: %s}]
+        ports: [{protocol: TCP, port: 8443}]
 controllers:
   firewall:
     source: static
@@ -422,10 +451,10 @@ nftables: {ruleFile: %s}
 host:
   egressStateFile: %s
   ssh: {authorizedKeysFile: %s, user: %s}
-dns: {stateFile: %s, upstreams: [127.0.0.1]}
+dns: {stateFile: %s, stateInterval: 1s, upstreams: ["%s"]}
 distance: {frrFile: "-"}
-`, h.sshKey, u.url, u.version, h.path("/etc/firewall-controller/palisade-release.pub"), h.path(model.DefaultRuleFile),
-		h.path(config.DefaultEgressStateFile), h.path(config.DefaultAuthorizedKeysFile), adminUser, h.path(config.DefaultDNSStateFile))
+`, h.sshKey, u.url, u.version, learnedName, h.path("/etc/firewall-controller/palisade-release.pub"), h.path(model.DefaultRuleFile),
+		h.path(config.DefaultEgressStateFile), h.path(config.DefaultAuthorizedKeysFile), adminUser, h.path(config.DefaultDNSStateFile), upstreamDNS)
 	p := h.path("/etc/firewall-controller/config.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -539,6 +568,14 @@ func (h *firewallHost) missing(t *testing.T, lab *netns.Lab, ns string) []string
 	}
 	if socks, _ := lab.TryIn(ns, "ss", "-Hlntu"); strings.Count(socks, ":53 ") < 2 {
 		m = append(m, "the DNS proxy on port 53 (UDP and TCP)")
+	} else if state, err := os.ReadFile(h.path(config.DefaultDNSStateFile)); err != nil || !strings.Contains(string(state), learnedName) {
+		// Ask through the proxy until the learned name is saved (within stateInterval).
+		_ = netns.Do(ns, func() error {
+			q := new(dns.Msg).SetQuestion(learnedName+".", dns.TypeA)
+			_, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(q, "127.0.0.1:53")
+			return err
+		})
+		m = append(m, "the name learned through the DNS proxy in "+config.DefaultDNSStateFile)
 	}
 	current, _ := os.ReadFile(h.path(release.AgentInstallPath))
 	previous, _ := os.ReadFile(h.path(release.AgentInstallPath + ".previous"))
