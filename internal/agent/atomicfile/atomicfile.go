@@ -1,7 +1,7 @@
 // Package atomicfile replaces files so that a reader, and the file system after a crash or a
 // power cut, sees either the old or the new content, never a part: the data goes into a
 // temporary file in the same directory, which is synced, renamed over the target, and the
-// directory synced after the rename. Every file the agent writes on the host goes through it
+// directory synced after the rename. Every file the agent keeps on the host goes through it
 // (rule files, state files, authorized_keys, kubeconfigs and tokens, its own binary).
 //
 // The temporary file's name starts with a dot, so that globs such as nftables'
