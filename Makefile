@@ -119,18 +119,21 @@ demo: envtest-assets ## Run Palisade on a local API server and simulated metal-a
 PALISADE_VERSION := $(shell cat VERSION)
 REGISTRY ?= ghcr.io/palisade-fw
 IMAGE ?= $(REGISTRY)/palisade-manager
+DROPTAILER_IMAGE ?= $(REGISTRY)/palisade-droptailer
 WORKLOAD_CHART := charts/palisade-workload
 WORKLOAD_CRDS := metal-stack.io_clusterwidenetworkpolicies.yaml firewall.metal-stack.io_firewallmonitors.yaml
 RELEASE_TOOL := go run ./hack/release
 GENERATED_PATHS += $(WORKLOAD_CHART)/crds
 
 .PHONY: image
-image: ## Build the manager image (linux/amd64+arm64, scratch) into bin/image: OCI layout and archive. No Docker.
+image: ## Build the manager image (linux/amd64+arm64, scratch) into bin/image, the droptailer's into bin/image-droptailer: OCI layout and archive. No Docker.
 	$(RELEASE_TOOL) image --out bin/image --repository $(IMAGE)
+	$(RELEASE_TOOL) image --image droptailer --out bin/image-droptailer --repository $(DROPTAILER_IMAGE)
 
 .PHONY: image-push
-image-push: image ## Push the image index: make image-push REGISTRY=registry.example.com/palisade
+image-push: image ## Push both image indexes: make image-push REGISTRY=registry.example.com/palisade
 	$(RELEASE_TOOL) push --layout bin/image/oci --ref $(IMAGE):$(PALISADE_VERSION)
+	$(RELEASE_TOOL) push --layout bin/image-droptailer/oci --ref $(DROPTAILER_IMAGE):$(PALISADE_VERSION)
 
 .PHONY: release
 release: ## Agent artifacts in bin/release (binaries, units, bundles, sha256sums, signatures); SIGNING_KEY=key.pem.
@@ -142,6 +145,7 @@ set-version: ## Set the release version in VERSION and both charts: make set-ver
 	@test -n "$(NEW_VERSION)" || { echo "usage: make set-version NEW_VERSION=x.y.z"; exit 1; }
 	echo "$(NEW_VERSION)" > VERSION
 	sed -i -E 's/^version: .*/version: $(NEW_VERSION)/; s/^appVersion: .*/appVersion: "$(NEW_VERSION)"/' $(CHART)/Chart.yaml $(WORKLOAD_CHART)/Chart.yaml
+	sed -i -E 's|(image: .*/palisade-droptailer:).*|\1$(NEW_VERSION)|' config/samples/workload/droptailer.yaml
 
 # The workload chart carries copies of the CRDs the workload cluster needs.
 helm-sync: helm-sync-workload

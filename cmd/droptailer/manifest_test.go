@@ -23,6 +23,14 @@ func TestSampleDeployment(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers
 	if d.Namespace != "firewall" || !strings.HasPrefix(d.Name, "drop") || len(c) != 1 ||
 		!strings.Contains(strings.Join(c[0].Args, " "), "nftables-exporter.firewall.svc.cluster.local:9630") {
-		t.Errorf("deployment %s/%s containers %+v", d.Namespace, d.Name, c)
+		t.Fatalf("deployment %s/%s containers %+v", d.Namespace, d.Name, c)
+	}
+	// The image `make image` builds, of this release (`make set-version` keeps the tag).
+	version, err := os.ReadFile("../../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ghcr.io/palisade-fw/palisade-droptailer:" + strings.TrimSpace(string(version)); c[0].Image != want {
+		t.Errorf("image %s, want %s", c[0].Image, want)
 	}
 }

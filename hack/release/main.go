@@ -1,6 +1,7 @@
 // Command release builds Palisade's shipped artifacts without a Docker daemon (docs/packaging.md):
 //
-//	release image  [--out bin/image] [--repository R] [--ca-bundle FILE]   manager image: OCI layout + OCI archive
+//	release image  [--image manager|droptailer] [--out bin/image] [--repository R] [--ca-bundle FILE]
+//	                                                                       an image: OCI layout + OCI archive
 //	release push   --ref R:TAG [--layout bin/image/oci]                    push the image index to a registry
 //	release agent  [--out bin/release] [--key FILE]                        agent binaries, units, bundles, sums, signatures
 //	release verify --dir bin/release [--public-key FILE]                   check a release against its sums and signatures
@@ -19,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 
+	"github.com/palisade-fw/palisade/internal/modroot"
 	"github.com/palisade-fw/palisade/internal/release"
 	"github.com/palisade-fw/palisade/internal/signing"
 )
@@ -36,7 +38,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return err
 	}
@@ -58,15 +60,29 @@ func run(args []string) error {
 	}
 	switch args[0] {
 	case "image":
-		out := fs.String("out", filepath.Join(root, "bin", "image"), "output directory")
-		repo := fs.String("repository", "ghcr.io/palisade-fw/"+release.ImageName, "image repository recorded in the archive (the chart's image.repository)")
+		image := fs.String("image", "manager", "which image: manager or droptailer")
+		out := fs.String("out", "", "output directory (default bin/image for the manager, bin/image-<image> for the others)")
+		repo := fs.String("repository", "", "image repository recorded in the archive, the chart's image.repository (default ghcr.io/palisade-fw/<name>)")
 		ca := fs.String("ca-bundle", release.DefaultCABundle, "CA certificates copied into the image")
 		_ = fs.Parse(args[1:])
+		spec, ok := release.Images[*image]
+		if !ok {
+			return fmt.Errorf("image: unknown --image %q (manager or droptailer)", *image)
+		}
+		if *out == "" {
+			*out = filepath.Join(root, "bin", "image")
+			if spec != release.ManagerImage {
+				*out += "-" + *image
+			}
+		}
+		if *repo == "" {
+			*repo = "ghcr.io/palisade-fw/" + spec.Name
+		}
 		i, err := info()
 		if err != nil {
 			return err
 		}
-		return buildImage(ctx, root, i, *out, *repo, *ca)
+		return buildImage(ctx, root, spec, i, *out, *repo, *ca)
 	case "push":
 		layoutDir := fs.String("layout", filepath.Join(root, "bin", "image", "oci"), "OCI layout written by `release image`")
 		ref := fs.String("ref", "", "destination, e.g. ghcr.io/palisade-fw/palisade-manager:0.1.0 (required)")
@@ -129,17 +145,17 @@ func run(args []string) error {
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
-func buildImage(ctx context.Context, root string, info release.Info, out, repo, ca string) error {
+func buildImage(ctx context.Context, root string, spec release.ImageSpec, info release.Info, out, repo, ca string) error {
 	bins := map[release.Platform]string{}
 	for _, p := range release.Platforms {
-		bin := filepath.Join(out, p.OS+"-"+p.Arch, "manager")
-		fmt.Fprintf(os.Stderr, "building the manager for %s\n", p)
-		if err := release.Build(ctx, root, "./cmd/manager", p, info, bin); err != nil {
+		bin := filepath.Join(out, p.OS+"-"+p.Arch, filepath.Base(spec.Entrypoint))
+		fmt.Fprintf(os.Stderr, "building %s for %s\n", spec.Package, p)
+		if err := release.Build(ctx, root, spec.Package, p, info, bin); err != nil {
 			return err
 		}
 		bins[p] = bin
 	}
-	idx, err := release.BuildImage(release.ImageOptions{Info: info, Binaries: bins, CABundle: ca})
+	idx, err := release.BuildImage(release.ImageOptions{Info: info, Spec: spec, Binaries: bins, CABundle: ca})
 	if err != nil {
 		return err
 	}
@@ -148,7 +164,7 @@ func buildImage(ctx context.Context, root string, info release.Info, out, repo, 
 	if err != nil {
 		return err
 	}
-	archive := filepath.Join(out, release.ImageName+"-"+info.Version+".oci.tar")
+	archive := filepath.Join(out, spec.Name+"-"+info.Version+".oci.tar")
 	if err := release.WriteArchive(layoutDir, archive, info.Time()); err != nil {
 		return err
 	}
@@ -201,21 +217,4 @@ func signingKey(file string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, fmt.Errorf("signing key: %w", err)
 	}
 	return key, false, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run inside the Palisade module (no go.mod above the working directory)")
-		}
-		dir = parent
-	}
 }

@@ -19,8 +19,13 @@ import (
 
 // Files of an agent release (docs/packaging.md).
 const (
+	// AgentInstallDir holds the agent binary and nothing else: the self-update replaces the
+	// binary by a rename in it, so the unit makes this directory, not /usr/local/bin, writable.
+	AgentInstallDir = "/usr/local/lib/firewall-controller"
 	// AgentInstallPath is where firewall images install the agent; the unit runs it from there.
-	AgentInstallPath = "/usr/local/bin/firewall-controller"
+	AgentInstallPath = AgentInstallDir + "/firewall-controller"
+	// AgentLinkPath links to AgentInstallPath, under the name upstream images use.
+	AgentLinkPath = "/usr/local/bin/firewall-controller"
 	// UnitDir is where the units go in a firewall image.
 	UnitDir = "/etc/systemd/system"
 	// ChecksumsFile lists the sha256 of every artifact (sha256sum -c format).
@@ -30,7 +35,7 @@ const (
 )
 
 // Units are the systemd units the manager's userdata enables; a release ships each of them.
-var Units = []string{userdata.FirewallControllerUnit, userdata.DroptailerUnit}
+var Units = userdata.AgentUnits
 
 //go:embed systemd
 var unitFiles embed.FS
@@ -97,6 +102,9 @@ func WriteRelease(opts ReleaseOptions) ([]string, error) {
 			{name: "usr/", mode: 0o755, dir: true},
 			{name: "usr/local/", mode: 0o755, dir: true},
 			{name: "usr/local/bin/", mode: 0o755, dir: true},
+			{name: AgentLinkPath[1:], link: "../lib/firewall-controller/firewall-controller"},
+			{name: "usr/local/lib/", mode: 0o755, dir: true},
+			{name: AgentInstallDir[1:] + "/", mode: 0o755, dir: true},
 			{name: AgentInstallPath[1:], mode: 0o755, data: bin},
 		}
 		for _, u := range Units {

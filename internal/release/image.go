@@ -46,11 +46,35 @@ const (
 //go:embed rootfs
 var rootfs embed.FS
 
+// ImageSpec is one image Palisade ships: a static binary of the module on the same base.
+type ImageSpec struct {
+	// Name is the image (and archive) name; the repository's last element.
+	Name string
+	// Package is the Go package built into the image.
+	Package string
+	// Entrypoint is the binary's path in the image, the exec-form entrypoint.
+	Entrypoint  string
+	Description string
+}
+
+// The images: the manager, and the droptailer receiver that the workload chart deploys
+// (droptailer.enabled).
+var (
+	ManagerImage    = ImageSpec{Name: ImageName, Package: "./cmd/manager", Entrypoint: ImageEntrypoint, Description: ImageDescription}
+	DroptailerImage = ImageSpec{Name: "palisade-droptailer", Package: "./cmd/droptailer", Entrypoint: "/droptailer",
+		Description: "Palisade droptailer: prints the packets the firewalls dropped, in the workload cluster's firewall namespace"}
+	// Images by the name `release image --image` takes.
+	Images = map[string]ImageSpec{"manager": ManagerImage, "droptailer": DroptailerImage}
+)
+
+// Labels are the OCI labels of the manager image's config and the annotations of its index.
+func Labels(info Info) map[string]string { return ManagerImage.Labels(info) }
+
 // Labels are the OCI labels of the image config and the annotations of its index.
-func Labels(info Info) map[string]string {
+func (s ImageSpec) Labels(info Info) map[string]string {
 	return map[string]string{
-		"org.opencontainers.image.title":       ImageName,
-		"org.opencontainers.image.description": ImageDescription,
+		"org.opencontainers.image.title":       s.Name,
+		"org.opencontainers.image.description": s.Description,
 		"org.opencontainers.image.version":     info.Version,
 		"org.opencontainers.image.revision":    info.Commit,
 		"org.opencontainers.image.created":     info.Date,
@@ -59,10 +83,12 @@ func Labels(info Info) map[string]string {
 	}
 }
 
-// ImageOptions describe one manager image.
+// ImageOptions describe one image.
 type ImageOptions struct {
 	Info Info
-	// Binaries maps each platform to its static manager binary.
+	// Spec is the image; the zero value is ManagerImage.
+	Spec ImageSpec
+	// Binaries maps each platform to its static binary of Spec.Package.
 	Binaries map[Platform]string
 	// CABundle is the CA certificate file copied into the image; default DefaultCABundle.
 	CABundle string
@@ -79,6 +105,10 @@ func BuildImage(opts ImageOptions) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA bundle: %w", err)
 	}
+	spec := opts.Spec
+	if spec.Name == "" {
+		spec = ManagerImage
+	}
 	created := opts.Info.Time()
 	base, err := baseLayer(ca, created)
 	if err != nil {
@@ -88,9 +118,9 @@ func BuildImage(opts ImageOptions) (v1.ImageIndex, error) {
 	for _, p := range Platforms {
 		bin, ok := opts.Binaries[p]
 		if !ok {
-			return nil, fmt.Errorf("no manager binary for %s", p)
+			return nil, fmt.Errorf("no %s binary for %s", spec.Name, p)
 		}
-		img, err := platformImage(opts.Info, p, base, bin, created)
+		img, err := platformImage(spec, opts.Info, p, base, bin, created)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -99,15 +129,15 @@ func BuildImage(opts ImageOptions) (v1.ImageIndex, error) {
 			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: p.OS, Architecture: p.Arch}},
 		})
 	}
-	return mutate.Annotations(idx, Labels(opts.Info)).(v1.ImageIndex), nil
+	return mutate.Annotations(idx, spec.Labels(opts.Info)).(v1.ImageIndex), nil
 }
 
-func platformImage(info Info, p Platform, base v1.Layer, binPath string, created time.Time) (v1.Image, error) {
+func platformImage(spec ImageSpec, info Info, p Platform, base v1.Layer, binPath string, created time.Time) (v1.Image, error) {
 	bin, err := os.ReadFile(binPath)
 	if err != nil {
 		return nil, err
 	}
-	binLayer, err := layer([]tarEntry{{name: path.Base(ImageEntrypoint), mode: 0o755, data: bin}}, created)
+	binLayer, err := layer([]tarEntry{{name: path.Base(spec.Entrypoint), mode: 0o755, data: bin}}, created)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +147,7 @@ func platformImage(info Info, p Platform, base v1.Layer, binPath string, created
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{
 			Created: v1.Time{Time: created}, CreatedBy: "palisade release: /etc/passwd, /etc/group, CA certificates, /tmp", Comment: "base"}},
 		mutate.Addendum{Layer: binLayer, MediaType: types.OCILayer, History: v1.History{
-			Created: v1.Time{Time: created}, CreatedBy: "palisade release: go " + joinArgs(BuildArgs(info, ImageEntrypoint, "./cmd/manager"))}},
+			Created: v1.Time{Time: created}, CreatedBy: "palisade release: go " + joinArgs(BuildArgs(info, spec.Entrypoint, spec.Package))}},
 	)
 	if err != nil {
 		return nil, err
@@ -132,10 +162,10 @@ func platformImage(info Info, p Platform, base v1.Layer, binPath string, created
 	cfg.Author = SourceURL
 	cfg.Config = v1.Config{
 		// Exec form and no shell in the image: the entrypoint is the binary itself.
-		Entrypoint: []string{ImageEntrypoint},
+		Entrypoint: []string{spec.Entrypoint},
 		User:       ImageUser,
 		WorkingDir: "/",
-		Labels:     Labels(info),
+		Labels:     spec.Labels(info),
 	}
 	return mutate.ConfigFile(img, cfg)
 }
@@ -191,6 +221,7 @@ type tarEntry struct {
 	mode int64
 	data []byte
 	dir  bool
+	link string // a symbolic link to link
 }
 
 // writeTar writes entries sorted by name, root-owned, all with one timestamp, so that the
@@ -201,9 +232,12 @@ func writeTar(w io.Writer, entries []tarEntry, mtime time.Time) error {
 	tw := tar.NewWriter(w)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, ModTime: mtime, Format: tar.FormatPAX, Uname: "root", Gname: "root"}
-		if e.dir {
+		switch {
+		case e.dir:
 			h.Typeflag = tar.TypeDir
-		} else {
+		case e.link != "":
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, e.link, 0o777
+		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(h); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,7 +104,7 @@ func TestWriteAndVerifyRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"droptailer.service", "firewall-controller.service",
+	want := []string{"firewall-controller.service",
 		"palisade-agent-1.2.3-linux-amd64.tar.gz", "palisade-agent-1.2.3-linux-arm64.tar.gz",
 		"palisade-agent-linux-amd64", "palisade-agent-linux-arm64"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
@@ -120,8 +121,13 @@ func TestWriteAndVerifyRelease(t *testing.T) {
 	// The bundle is the overlay a firewall image unpacks at /.
 	bundle, _ := os.ReadFile(filepath.Join(dir, "palisade-agent-1.2.3-linux-arm64.tar.gz"))
 	files := untarGz(t, bundle)
-	if string(files["usr/local/bin/firewall-controller"]) != "\x7fELF agent for linux/arm64" {
-		t.Errorf("bundle binary: %q", files["usr/local/bin/firewall-controller"])
+	if string(files[AgentInstallPath[1:]]) != "\x7fELF agent for linux/arm64" {
+		t.Errorf("bundle binary: %q", files[AgentInstallPath[1:]])
+	}
+	// The upstream name links to it; the link resolves inside the bundle.
+	link, ok := strings.CutPrefix(string(files[AgentLinkPath[1:]]), "symlink:")
+	if !ok || path.Join(path.Dir(AgentLinkPath), link) != AgentInstallPath {
+		t.Errorf("%s is %q, want a link to %s", AgentLinkPath, files[AgentLinkPath[1:]], AgentInstallPath)
 	}
 	for _, u := range Units {
 		unit, _ := Unit(u)
@@ -169,6 +175,9 @@ func untarGz(t *testing.T, data []byte) map[string][]byte {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(tr)
+		if h.Typeflag == tar.TypeSymlink {
+			b = []byte("symlink:" + h.Linkname)
+		}
 		files[h.Name] = b
 	}
 }

@@ -14,26 +14,12 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/palisade-fw/palisade/internal/modroot"
 	"github.com/palisade-fw/palisade/internal/scheme"
 )
 
 // RepoRoot walks up from the working directory to the directory holding go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+func RepoRoot() (string, error) { return modroot.Find() }
 
 // Scheme returns the scheme shared by Palisade's binaries and tests.
 func Scheme() *runtime.Scheme { return scheme.New() }

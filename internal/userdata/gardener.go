@@ -42,7 +42,7 @@ func ShootKubeconfigSecret(deploy *v2.FirewallDeployment) (string, bool) {
 
 // DefaultGardenerUserdata gives a Gardener FirewallDeployment without userdata what upstream's
 // defaulting webhook gives it: generated seed and shoot kubeconfigs for the firewall-controller
-// in the upstream layout (rendered with the firewall-controller and droptailer units enabled,
+// in the upstream layout (rendered with the firewall-controller unit enabled,
 // with bound, rotated tokens instead of long-lived ones). The manager writes the seed
 // kubeconfig (generateFirewallControllerKubeconfig) and, for this entry only, the shoot one
 // (ShootKubeconfigSecret) with the shoot-side identity. It reports whether it changed deploy.

@@ -16,7 +16,8 @@ type hashEntry struct {
 }
 
 // contentHash hashes what a firewall receives, except generated tokens: paths, modes, contents
-// and the enabled units. A generated kubeconfig contributes its server, CA, context and
+// and whether the agent units are enabled (not their list, which changes with the manager's
+// release and must not roll every firewall on an upgrade). A generated kubeconfig contributes its server, CA, context and
 // identity only, so the periodic token refresh does not roll the firewalls (they re-read the
 // refreshed Secret themselves), while a new API server URL or CA does.
 func contentHash(files []file, agentUnits bool) string {

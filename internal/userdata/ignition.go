@@ -12,11 +12,14 @@ import (
 // older images for no gain here.
 const IgnitionVersion = "3.4.0"
 
-// Agent units enabled in the rendered config, as upstream did.
-const (
-	FirewallControllerUnit = "firewall-controller.service"
-	DroptailerUnit         = "droptailer.service"
-)
+// FirewallControllerUnit runs the agent; `make release` ships it (internal/release).
+const FirewallControllerUnit = "firewall-controller.service"
+
+// AgentUnits are the units rendered userdata enables, sorted: exactly those a release ships.
+// Upstream also enabled droptailer.service, a journal forwarder on the firewall; Palisade's
+// agent reads the drop log itself and a receiver in the workload cluster pulls it
+// (cmd/droptailer), so there is no such unit to enable.
+var AgentUnits = []string{FirewallControllerUnit}
 
 // buildIgnition returns the Ignition JSON for files, which must be sorted by path. The same
 // input gives the same bytes: struct fields marshal in declaration order and every list is
@@ -27,8 +30,7 @@ func buildIgnition(files []file, agentUnits bool) ([]byte, error) {
 		cfg.Storage.Files = append(cfg.Storage.Files, ignitionFile(f))
 	}
 	if agentUnits {
-		// Sorted by name.
-		for _, name := range []string{DroptailerUnit, FirewallControllerUnit} {
+		for _, name := range AgentUnits {
 			cfg.Systemd.Units = append(cfg.Systemd.Units, ignition.Unit{Name: name, Enabled: ptr(true)})
 		}
 	}

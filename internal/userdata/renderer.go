@@ -21,8 +21,8 @@ type Renderer struct {
 	Reader client.Reader
 	// MaxSize is the limit of the rendered bytes; 0 means DefaultMaxSize.
 	MaxSize int
-	// AgentUnits enables firewall-controller.service and droptailer.service in rendered
-	// userdataContents (not in legacy userdata, which is passed as is).
+	// AgentUnits enables the units of the package's AgentUnits (firewall-controller.service)
+	// in rendered userdataContents (not in legacy userdata, which is passed as is).
 	AgentUnits bool
 }
 

@@ -161,10 +161,9 @@ func TestRenderEnablesAgentUnits(t *testing.T) {
 	for _, u := range cfg.Systemd.Units {
 		enabled[u.Name] = u.Enabled != nil && *u.Enabled
 	}
-	for _, unit := range []string{FirewallControllerUnit, DroptailerUnit} {
-		if !enabled[unit] {
-			t.Errorf("unit %s is not enabled: %v", unit, cfg.Systemd.Units)
-		}
+	// Exactly the units a release ships (internal/release.Units is this list).
+	if len(enabled) != 1 || !enabled[FirewallControllerUnit] {
+		t.Errorf("enabled units %v, want only %s", cfg.Systemd.Units, FirewallControllerUnit)
 	}
 
 	r := New(newReader())

@@ -9,27 +9,24 @@ package helm
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/testenv/helmtool"
 )
 
-// helmVersion must match HELM_VERSION in the Makefile so both use the same cached binary.
-const helmVersion = "v3.22.0"
-
-// kubeVersion is the envtest API server version (hack/envtest-assets.sh).
-const kubeVersion = "v1.36.3"
+// The helm and Kubernetes versions are helmtool's, which the other suites render with too.
+const (
+	helmVersion = helmtool.Version
+	kubeVersion = helmtool.KubeVersion
+)
 
 const (
 	releaseName      = "palisade"
@@ -46,46 +43,11 @@ var (
 // test is skipped only when helm cannot be built at all (for example without the module proxy).
 func helmBinary(t *testing.T) string {
 	t.Helper()
-	helmOnce.Do(func() { helmPath, helmErr = findOrBuildHelm() })
+	helmOnce.Do(func() { helmPath, helmErr = helmtool.Binary() })
 	if helmErr != nil {
 		skipOutsideCI(t, fmt.Sprintf("helm %s is not available and could not be built: %v", helmVersion, helmErr))
 	}
 	return helmPath
-}
-
-func cacheDir() (string, error) {
-	if dir := os.Getenv("PALISADE_CACHE"); dir != "" {
-		return dir, nil
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(base, "palisade"), nil
-}
-
-func findOrBuildHelm() (string, error) {
-	if p := os.Getenv("HELM"); p != "" {
-		return p, nil
-	}
-	cache, err := cacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(cache, "helm-"+helmVersion)
-	path := filepath.Join(bin, "helm")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	fmt.Fprintf(os.Stderr, "building helm %s into %s (run `make helm` to do this once ahead)\n", helmVersion, bin)
-	cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
-	// GOFLAGS= keeps -mod settings of the caller from applying to helm's own module.
-	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOBIN="+bin)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go install helm: %w", err)
-	}
-	return path, nil
 }
 
 func repoRoot(t *testing.T) string {
@@ -167,23 +129,7 @@ func renderRaw(t *testing.T, valuesFiles []string, extra ...string) (string, str
 }
 
 // decodeObjects splits a multi-document YAML stream into objects, dropping empty documents.
-func decodeObjects(manifests string) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(doc) == 0 {
-			continue
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: doc})
-	}
-}
+var decodeObjects = helmtool.Decode
 
 func byKind(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured

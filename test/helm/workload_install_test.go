@@ -35,6 +35,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/testenv/syncbuf"
 )
 
 // auditPolicy records every request of the agent's ServiceAccount, nothing else.
@@ -127,7 +128,7 @@ func TestWorkloadInstallAndAgentRBAC(t *testing.T) {
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerIP: "185.1.2.10",
 			Ports: []corev1.ServicePort{{Protocol: corev1.ProtocolTCP, Port: 443}}}})
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	a := startAgent(ctx, t, agentKubeconfig(ctx, t, cfg), dir, &logs)
 
 	waitFor := func(what string, cond func() (bool, error)) {
@@ -222,7 +223,7 @@ type runningAgent struct {
 	stop func()
 }
 
-func startAgent(ctx context.Context, t *testing.T, kubeconfig, dir string, logs *syncBuffer) runningAgent {
+func startAgent(ctx context.Context, t *testing.T, kubeconfig, dir string, logs *syncbuf.Buffer) runningAgent {
 	t.Helper()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 name: fw-1
@@ -382,7 +383,7 @@ func auditedPermissions(t *testing.T, path string) (used []permission, refused [
 }
 
 // waitForAgent polls cond; a refused request in the agent's log ends the wait at once.
-func waitForAgent(ctx context.Context, t *testing.T, logs *syncBuffer, what string, cond func() (bool, error)) {
+func waitForAgent(ctx context.Context, t *testing.T, logs *syncbuf.Buffer, what string, cond func() (bool, error)) {
 	t.Helper()
 	for {
 		if l := logs.String(); strings.Contains(strings.ToLower(l), "forbidden") {
@@ -398,22 +399,4 @@ func waitForAgent(ctx context.Context, t *testing.T, logs *syncBuffer, what stri
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// syncBuffer collects the agent's log lines from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

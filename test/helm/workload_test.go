@@ -121,7 +121,7 @@ func TestWorkloadChartRender(t *testing.T) {
 	}
 	c := dep.Spec.Template.Spec.Containers[0]
 	if c.Image != "ghcr.io/palisade-fw/palisade-droptailer:"+chartAppVersion(t) || !ptr.Deref(c.SecurityContext.ReadOnlyRootFilesystem, false) ||
-		len(c.VolumeMounts) != 1 || c.Ports[0].ContainerPort != 50051 {
+		len(c.Ports) != 0 || !slices.Equal(c.Args, []string{"--service=nftables-exporter.firewall.svc.cluster.local:9630", "--resolve-interval=10s"}) {
 		t.Errorf("droptailer container: %+v", c)
 	}
 }

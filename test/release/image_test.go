@@ -34,7 +34,57 @@ var elfMachine = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_
 // /tmp and a static manager binary, run as a non-root user through an exec-form entrypoint
 // (no shell anywhere), with the OCI labels; the binary for this machine runs --version.
 func TestManagerImage(t *testing.T) {
-	dir := builtImage(t)
+	checkIndex(t, release.ManagerImage, builtImage(t), func(t *testing.T, path string) {
+		out, err := exec.Command(path, "--version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("manager --version: %v\n%s", err, out)
+		}
+		if got := string(out); !strings.HasPrefix(got, stamp.Version+" ") || !strings.Contains(got, stamp.Commit) || !strings.Contains(got, stamp.Date) {
+			t.Errorf("manager --version printed %q, want version %s, commit and date", got, stamp.Version)
+		}
+	})
+}
+
+// TestDroptailerImage inspects the droptailer image (`make image` writes it beside the
+// manager's, the workload chart's droptailer.image): built the same way, with the droptailer
+// binary instead of the manager.
+func TestDroptailerImage(t *testing.T) {
+	checkIndex(t, release.DroptailerImage, builtDroptailerImage(t), func(t *testing.T, path string) {
+		// It has no --version; -h prints its flags.
+		out, _ := exec.Command(path, "-h").CombinedOutput()
+		if !strings.Contains(string(out), "-service") {
+			t.Errorf("droptailer -h printed %q, want its flags", out)
+		}
+	})
+}
+
+// The workload chart deploys this image by default, as the user the image is made for.
+func TestWorkloadChartDeploysTheDroptailerImage(t *testing.T) {
+	var values struct {
+		Droptailer struct {
+			Image struct {
+				Repository string `json:"repository"`
+				Tag        string `json:"tag"`
+			} `json:"image"`
+		} `json:"droptailer"`
+	}
+	chart := filepath.Join(repoRoot(t), "charts", "palisade-workload")
+	readYAML(t, filepath.Join(chart, "values.yaml"), &values)
+	if img := values.Droptailer.Image; !strings.HasSuffix(img.Repository, "/"+release.DroptailerImage.Name) || img.Tag != "" {
+		t.Errorf("droptailer.image %+v, want a repository named %s and no tag (appVersion, VERSION)", img, release.DroptailerImage.Name)
+	}
+	tmpl, err := os.ReadFile(filepath.Join(chart, "templates", "droptailer.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, gid, _ := strings.Cut(release.ImageUser, ":")
+	if !strings.Contains(string(tmpl), "runAsUser: "+uid) || !strings.Contains(string(tmpl), "runAsGroup: "+gid) {
+		t.Errorf("the chart's droptailer does not run as the image's user %s", release.ImageUser)
+	}
+}
+
+// checkIndex checks the image index in dir/oci for spec; run runs the binary of this machine.
+func checkIndex(t *testing.T, spec release.ImageSpec, dir string, run func(t *testing.T, path string)) {
 	idx, err := release.ReadLayout(filepath.Join(dir, "oci"), stamp.Version)
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +99,8 @@ func TestManagerImage(t *testing.T) {
 	if im.MediaType != types.OCIImageIndex {
 		t.Errorf("index media type %s", im.MediaType)
 	}
-	if !maps.Equal(im.Annotations, release.Labels(stamp)) {
-		t.Errorf("index annotations %v, want %v", im.Annotations, release.Labels(stamp))
+	if !maps.Equal(im.Annotations, spec.Labels(stamp)) {
+		t.Errorf("index annotations %v, want %v", im.Annotations, spec.Labels(stamp))
 	}
 	var platforms []string
 	for _, d := range im.Manifests {
@@ -64,7 +114,7 @@ func TestManagerImage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkImage(t, img, d.Platform)
+			checkImage(t, spec, img, d.Platform, run)
 		})
 	}
 	slices.Sort(platforms)
@@ -73,7 +123,7 @@ func TestManagerImage(t *testing.T) {
 	}
 }
 
-func checkImage(t *testing.T, img v1.Image, p *v1.Platform) {
+func checkImage(t *testing.T, spec release.ImageSpec, img v1.Image, p *v1.Platform, run func(t *testing.T, path string)) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -82,14 +132,14 @@ func checkImage(t *testing.T, img v1.Image, p *v1.Platform) {
 		t.Errorf("config is for %s/%s", cf.OS, cf.Architecture)
 	}
 	c := cf.Config
-	if !slices.Equal(c.Entrypoint, []string{release.ImageEntrypoint}) || len(c.Cmd) != 0 {
-		t.Errorf("entrypoint %q cmd %q, want exec form [%s] alone", c.Entrypoint, c.Cmd, release.ImageEntrypoint)
+	if !slices.Equal(c.Entrypoint, []string{spec.Entrypoint}) || len(c.Cmd) != 0 {
+		t.Errorf("entrypoint %q cmd %q, want exec form [%s] alone", c.Entrypoint, c.Cmd, spec.Entrypoint)
 	}
 	if c.User != release.ImageUser || strings.HasPrefix(c.User, "0") || strings.HasPrefix(c.User, "root") {
 		t.Errorf("user %q, want the non-root %s", c.User, release.ImageUser)
 	}
-	if !maps.Equal(c.Labels, release.Labels(stamp)) {
-		t.Errorf("labels %v, want %v", c.Labels, release.Labels(stamp))
+	if !maps.Equal(c.Labels, spec.Labels(stamp)) {
+		t.Errorf("labels %v, want %v", c.Labels, spec.Labels(stamp))
 	}
 	if got := c.Labels["org.opencontainers.image.version"]; got != stamp.Version {
 		t.Errorf("version label %q", got)
@@ -101,7 +151,9 @@ func checkImage(t *testing.T, img v1.Image, p *v1.Platform) {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	want := []string{"etc/", "etc/group", "etc/passwd", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt", "manager", "tmp/"}
+	name := strings.TrimPrefix(spec.Entrypoint, "/")
+	want := []string{"etc/", "etc/group", "etc/passwd", "etc/ssl/", "etc/ssl/certs/", "etc/ssl/certs/ca-certificates.crt", name, "tmp/"}
+	slices.Sort(want)
 	if !slices.Equal(paths, want) {
 		t.Errorf("image files %v, want exactly %v (no shell, nothing else)", paths, want)
 	}
@@ -114,37 +166,31 @@ func checkImage(t *testing.T, img v1.Image, p *v1.Platform) {
 	if files["tmp/"].mode&0o1777 != 0o1777 {
 		t.Errorf("/tmp mode %o", files["tmp/"].mode)
 	}
-	bin := files["manager"]
+	bin := files[name]
 	if bin.mode&0o111 == 0 || bin.uid != 0 {
-		t.Errorf("/manager mode %o uid %d: want executable, owned by root (not writable by the user)", bin.mode, bin.uid)
+		t.Errorf("%s mode %o uid %d: want executable, owned by root (not writable by the user)", spec.Entrypoint, bin.mode, bin.uid)
 	}
 	f, err := elf.NewFile(bytes.NewReader(bin.data))
 	if err != nil {
-		t.Fatalf("/manager is not ELF: %v", err)
+		t.Fatalf("%s is not ELF: %v", spec.Entrypoint, err)
 	}
 	if f.Machine != elfMachine[p.Architecture] {
-		t.Errorf("/manager is for %s, the image for %s", f.Machine, p.Architecture)
+		t.Errorf("%s is for %s, the image for %s", spec.Entrypoint, f.Machine, p.Architecture)
 	}
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
-			t.Error("/manager is dynamically linked (it needs a loader scratch does not have)")
+			t.Errorf("%s is dynamically linked (it needs a loader scratch does not have)", spec.Entrypoint)
 		}
 	}
 
 	if p.Architecture != runtime.GOARCH {
 		return
 	}
-	path := filepath.Join(t.TempDir(), "manager")
+	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, bin.data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(path, "--version").CombinedOutput()
-	if err != nil {
-		t.Fatalf("manager --version: %v\n%s", err, out)
-	}
-	if got := string(out); !strings.HasPrefix(got, stamp.Version+" ") || !strings.Contains(got, stamp.Commit) || !strings.Contains(got, stamp.Date) {
-		t.Errorf("manager --version printed %q, want version %s, commit and date", got, stamp.Version)
-	}
+	run(t, path)
 }
 
 type imageFile struct {

@@ -83,6 +83,25 @@ var (
 	agentDir  string
 )
 
+var (
+	droptailerOnce sync.Once
+	droptailerDir  string
+)
+
+// builtDroptailerImage runs `release image --image droptailer` once.
+func builtDroptailerImage(t *testing.T) string {
+	t.Helper()
+	droptailerOnce.Do(func() {
+		dir := filepath.Join(workDir, "image-droptailer")
+		tool(t, nil, "image", "--image", "droptailer", "--out", dir, "--repository", "registry.test/palisade-droptailer")
+		droptailerDir = dir
+	})
+	if droptailerDir == "" {
+		t.Fatal("the droptailer image build failed in an earlier test")
+	}
+	return droptailerDir
+}
+
 // builtImage runs `release image` once (what `make image` runs) and returns its output dir.
 func builtImage(t *testing.T) string {
 	t.Helper()

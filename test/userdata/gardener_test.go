@@ -106,7 +106,7 @@ func TestGardenerDeploymentEndToEnd(t *testing.T) {
 			units = append(units, u.Name)
 		}
 	}
-	g.Expect(units).To(ContainElements("firewall-controller.service", "droptailer.service"))
+	g.Expect(units).To(ConsistOf("firewall-controller.service"))
 	files := ignitionFiles(g, machine.Allocation.UserData)
 	seedKubeconfig := files["/etc/firewall-controller/.seed-kubeconfig"]
 	g.Expect(seedKubeconfig).NotTo(BeEmpty())

@@ -37,7 +37,7 @@ type DNS struct {
 
 // Defaults of the dns block.
 const (
-	DefaultDNSStateFile      = "/var/lib/palisade-agent/dns-state.json"
+	DefaultDNSStateFile      = StateDir + "/dns-state.json"
 	DefaultDNSStateInterval  = 10 * time.Second
 	DefaultDNSStatusInterval = 30 * time.Second
 	DefaultDNSMinTTL         = 30 * time.Second

@@ -52,7 +52,7 @@ type Host struct {
 	// default true.
 	EgressAddresses *bool `json:"egressAddresses,omitempty"`
 	// EgressStateFile remembers which addresses the agent added, so that only those are
-	// ever removed; default /var/lib/palisade/egress-addresses.json.
+	// ever removed; default /var/lib/palisade-agent/egress-addresses.json.
 	EgressStateFile string `json:"egressStateFile,omitempty"`
 	// SSH writes spec.sshPublicKeys as the admin user's authorized_keys.
 	SSH SSH `json:"ssh,omitempty"`
@@ -69,6 +69,9 @@ type SSH struct {
 
 // Defaults of the host additions.
 const (
+	// StateDir holds the agent's state files; the unit's StateDirectory= creates it.
+	StateDir                  = "/var/lib/palisade-agent"
+	DefaultEgressStateFile    = StateDir + "/egress-addresses.json"
 	DefaultAuthorizedKeysFile = "/home/metal/.ssh/authorized_keys"
 	DefaultSSHUser            = "metal"
 	DefaultEveFile            = "/var/log/suricata/eve.json"
@@ -85,7 +88,7 @@ func (c *Config) hostDefaults() {
 		c.Metrics.Address = ":9630"
 	}
 	if c.Host.EgressStateFile == "" {
-		c.Host.EgressStateFile = "/var/lib/palisade/egress-addresses.json"
+		c.Host.EgressStateFile = DefaultEgressStateFile
 	}
 	if c.Host.SSH.AuthorizedKeysFile == "" {
 		c.Host.SSH.AuthorizedKeysFile = DefaultAuthorizedKeysFile

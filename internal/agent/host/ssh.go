@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/palisade-fw/palisade/internal/agent/atomicfile"
 )
 
 // AuthorizedKeys writes spec.sshPublicKeys as the admin user's authorized_keys. The file is
@@ -77,7 +79,7 @@ func (a AuthorizedKeys) Write(keys []string) (changed bool, err error) {
 		}
 	}
 	// sshd's StrictModes wants the file not writable by others; 0600 like ssh-copy-id.
-	if err := writeAtomic(a.File, data, 0o600, uid, gid); err != nil {
+	if err := atomicfile.WriteFile(a.File, data, 0o600, atomicfile.Owner(uid, gid)); err != nil {
 		return false, err
 	}
 	return true, renderErr

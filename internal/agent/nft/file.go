@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 
+	"github.com/palisade-fw/palisade/internal/agent/atomicfile"
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
 )
 
@@ -58,7 +57,8 @@ func (w *fileWriter) loop(idle chan struct{}) {
 		r, version := w.pending, w.pendingVersion
 		w.pending, w.pendingVersion = nil, 0
 		w.mu.Unlock()
-		err := writeAtomic(w.path, []byte(w.render(r)))
+		// Atomic, so that readers (and a reboot) see either the old or the new file.
+		err := atomicfile.WriteFile(w.path, []byte(w.render(r)), 0o600, atomicfile.Parents(0o755))
 		w.mu.Lock()
 		if err != nil {
 			w.err = fmt.Errorf("ruleset applied but writing %s failed: %w", w.path, err)
@@ -83,35 +83,4 @@ func (w *fileWriter) wait(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
-}
-
-// writeAtomic replaces path with data so that readers (and a reboot) see either the old or
-// the new file. The temporary file starts with a dot so that `include "/etc/nftables/*"`
-// never picks it up.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

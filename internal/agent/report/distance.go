@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/palisade-fw/palisade/internal/agent/atomicfile"
 )
 
 // MaxDistance is the longest distance the API allows.
@@ -89,17 +90,9 @@ func (f FRR) Configure(ctx context.Context, distance uint8, asn int64) (Distance
 			return DistanceResult{}, err
 		}
 	}
-	if current, err := os.ReadFile(f.File); err != nil || !bytes.Equal(current, []byte(text)) {
-		if err := os.MkdirAll(filepath.Dir(f.File), 0o755); err != nil {
-			return DistanceResult{}, err
-		}
-		tmp := f.File + ".tmp"
-		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
-			return DistanceResult{}, err
-		}
-		if err := os.Rename(tmp, f.File); err != nil {
-			return DistanceResult{}, err
-		}
+	// 0644 whatever the umask: FRR's daemons run as their own user.
+	if _, err := atomicfile.WriteFileIfChanged(f.File, []byte(text), 0o644, atomicfile.Parents(0o755)); err != nil {
+		return DistanceResult{}, err
 	}
 	if ctl == nil {
 		return DistanceResult{Distance: distance, Supported: false}, nil

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/palisade-fw/palisade/internal/agent/atomicfile"
 	"github.com/palisade-fw/palisade/internal/signing"
 )
 
@@ -171,29 +172,19 @@ func (u *Updater) install(ctx context.Context, rawURL, version string) error {
 		return refuse("refusing %s: signature of %s: %v", version, rawURL, err)
 	}
 
-	dir := filepath.Dir(u.Binary)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(u.Binary)+".new-*")
+	tmp, err := atomicfile.Create(u.Binary, 0o755)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Abort()
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := tmp.Finish(); err != nil {
 		return err
 	}
 	// The new binary must at least run and say it is the version asked for.
-	if got, err := probeVersion(ctx, tmp.Name()); err != nil || got != version {
+	if got, err := probeVersion(ctx, tmp.TempName()); err != nil || got != version {
 		return refuse("refusing %s: the signed binary reports version %q (%v)", version, got, err)
 	}
 	// Keep the running binary for the rollback, then replace it in one rename.
@@ -205,7 +196,7 @@ func (u *Updater) install(ctx context.Context, rawURL, version string) error {
 	if err := writeJSON(u.markerPath(), m); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), u.Binary); err != nil {
+	if err := tmp.Commit(); err != nil {
 		_ = os.Remove(u.markerPath())
 		return fmt.Errorf("replacing the binary: %w", err)
 	}
@@ -322,6 +313,9 @@ func (u *Updater) rollback(ctx context.Context, m *Marker, why string) error {
 	if err := os.Rename(u.previousPath(), u.Binary); err != nil {
 		return fmt.Errorf("rolling back to %s: %w", u.previousPath(), err)
 	}
+	if err := atomicfile.SyncDir(filepath.Dir(u.Binary)); err != nil {
+		return fmt.Errorf("rolling back to %s: %w", u.previousPath(), err)
+	}
 	// The marker stays as a record of the failure until the previous version starts and
 	// finds it stale; the URL is refused until the spec names another artifact.
 	if u.Restart != nil {
@@ -337,9 +331,5 @@ func writeJSON(p string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return atomicfile.WriteFile(p, data, 0o600)
 }

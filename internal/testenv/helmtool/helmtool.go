@@ -24,7 +24,9 @@ const Version = "v3.22.0"
 // KubeVersion is the envtest API server version the chart is rendered for.
 const KubeVersion = "v1.36.3"
 
-// Binary returns $HELM, else the cached build, else builds it with go install.
+// Binary returns $HELM, else the cached build (`make helm` builds the same), else builds it
+// with go install, outside the module graph (the helm SDK would pull k8s.io modules off
+// Palisade's pins).
 func Binary() (string, error) {
 	if p := os.Getenv("HELM"); p != "" {
 		return p, nil
@@ -42,7 +44,9 @@ func Binary() (string, error) {
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
+	fmt.Fprintf(os.Stderr, "building helm %s into %s (run `make helm` to do this once ahead)\n", Version, bin)
 	cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+Version)
+	// GOFLAGS= keeps -mod settings of the caller from applying to helm's own module.
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOBIN="+bin)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -76,7 +80,13 @@ func Template(name, namespace string, args ...string) ([]*unstructured.Unstructu
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("helm template: %w\n%s", err, errOut.String())
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out.String()), 4096)
+	return Decode(out.String())
+}
+
+// Decode splits a multi-document YAML stream (helm's output) into objects, dropping empty
+// documents.
+func Decode(manifests string) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifests), 4096)
 	var objs []*unstructured.Unstructured
 	for {
 		var doc map[string]any
