@@ -313,8 +313,17 @@ func isConcat(s *ruleset.Set) bool {
 
 func diffElements(old, want []ruleset.Element) (removed, added []ruleset.Element) {
 	// Most sets do not change; comparing in order is far cheaper than building keys.
-	if slices.EqualFunc(old, want, func(a, b ruleset.Element) bool { return a.Value == b.Value && slices.Equal(a.Key, b.Key) }) {
+	same := func(a, b ruleset.Element) bool { return a.Value == b.Value && slices.Equal(a.Key, b.Key) }
+	if slices.EqualFunc(old, want, same) {
 		return nil, nil
+	}
+	// The renderer keeps its order: a change leaves a common head and tail that need no
+	// lookup.
+	for len(old) > 0 && len(want) > 0 && same(old[0], want[0]) {
+		old, want = old[1:], want[1:]
+	}
+	for len(old) > 0 && len(want) > 0 && same(old[len(old)-1], want[len(want)-1]) {
+		old, want = old[:len(old)-1], want[:len(want)-1]
 	}
 	oldSet := make(map[elementID]bool, len(old))
 	for _, e := range old {

@@ -106,6 +106,7 @@ type rectCache struct {
 	comps   map[uint64][]*component
 	byOwner map[uint64][]rect
 	sorted  []rect
+	order   []placed // the last render's elements in order, owners as IDs
 }
 
 // component is a resolved component: its items and rectangles with owners as IDs, and the
@@ -122,38 +123,58 @@ type component struct {
 func (c *rectCache) elements(entries []portEntry, rank []uint64, pos []int, f family, proto model.Protocol, chains []string) []Element {
 	items := c.sortedItems(entries, rank, pos)
 	next := make(map[uint64][]*component, len(c.comps))
-	type piece struct {
-		r rect // owner: position
-		e *Element
-	}
-	var pieces []piece
+	reused := map[*component]bool{}
+	var fresh []placed // owners: positions
 	forEachComponent(items, func(comp []rect) {
 		h := hashItems(comp, rank)
-		var hit *component
 		for _, cand := range c.comps[h] {
 			if sameItems(cand.items, comp, rank) {
-				hit = cand
-				break
+				reused[cand] = true
+				next[h] = append(next[h], cand)
+				return
 			}
 		}
-		if hit == nil {
-			hit = resolveComponent(comp, rank, f, proto, chains)
-		}
-		next[h] = append(next[h], hit)
-		for i, r := range hit.out {
+		resolved := resolveComponent(comp, rank, f, proto, chains)
+		next[h] = append(next[h], resolved)
+		for i, r := range resolved.out {
 			r.owner = pos[r.owner]
-			pieces = append(pieces, piece{r: r, e: &hit.elems[i]})
+			fresh = append(fresh, placed{r: r, e: &resolved.elems[i], comp: resolved})
 		}
 	})
 	c.comps = next
-	// The order of resolveRects; rectangles of different components never merge.
-	sortPieces := func(a, b piece) int { return compareRects(a.r, b.r) }
-	slices.SortFunc(pieces, sortPieces)
-	out := make([]Element, len(pieces))
-	for i, p := range pieces {
-		out[i] = *p.e
+
+	// The order of resolveRects (rectangles of different components never merge): the
+	// elements of reused components keep their order from the last render, the fresh ones
+	// are sorted and merged in.
+	slices.SortFunc(fresh, func(a, b placed) int { return compareRects(a.r, b.r) })
+	order := make([]placed, 0, len(c.order)+len(fresh))
+	j := 0
+	for _, p := range c.order {
+		if !reused[p.comp] {
+			continue
+		}
+		p.r.owner = pos[p.r.owner]
+		for j < len(fresh) && compareRects(fresh[j].r, p.r) < 0 {
+			order = append(order, fresh[j])
+			j++
+		}
+		order = append(order, p)
 	}
+	order = append(order, fresh[j:]...)
+	out := make([]Element, len(order))
+	for i := range order {
+		out[i] = *order[i].e
+		order[i].r.owner = int(rank[order[i].r.owner]) // kept with owners as IDs
+	}
+	c.order = order
 	return out
+}
+
+// placed is an element of a map in its place: its rectangle and component.
+type placed struct {
+	r    rect
+	e    *Element
+	comp *component
 }
 
 // sortedItems returns the items of entries as rectItems does (owners: positions), sorting
