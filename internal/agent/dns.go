@@ -11,6 +11,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/config"
 	"github.com/palisade-fw/palisade/internal/agent/dnsproxy"
 	"github.com/palisade-fw/palisade/internal/agent/model"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 )
 
 // resolvConf is where the firewall's own resolvers are read when neither the Firewall spec
@@ -18,9 +19,9 @@ import (
 var resolvConf = "/etc/resolv.conf"
 
 // newDNSProxy builds the DNS proxy from the dns block. It writes into the agent's table
-// through google/nftables, the agent's one kernel library (dnsproxy.NftSets: one batch over
-// several sets with a timeout per element, which nft.Netlink.AddElements does not offer).
-// The applier's full syncs keep these timeout sets and their elements.
+// through the applier's kernel path (dnsproxy.NftSets on nft.Netlink.AddToSets: one
+// transaction over several sets with a timeout per element). The applier's full syncs keep
+// these timeout sets and their elements.
 func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 	d := a.cfg.DNS
 	var ups []netip.AddrPort
@@ -37,6 +38,14 @@ func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 	if len(ups) == 0 {
 		a.log.Warn("the DNS proxy has no resolver until the Firewall names dnsServerAddress (dns.upstreams and " + resolvConf + " give none)")
 	}
+	kernel := a.netlink
+	if kernel == nil { // the agent applies to a fake kernel (tests); learned addresses still go to the real one
+		nl, err := nft.NewNetlink(a.cfg.Nftables.Table, "")
+		if err != nil {
+			return nil, err
+		}
+		kernel = nl
+	}
 	stateFile := d.StateFile
 	if stateFile == config.DNSStateDisabled {
 		stateFile = ""
@@ -50,7 +59,7 @@ func (a *Agent) newDNSProxy() (*dnsproxy.Proxy, error) {
 		MaxAddresses:  d.MaxAddresses,
 		StateFile:     stateFile,
 		StateInterval: config.Duration(d.StateInterval),
-		Sets:          &dnsproxy.NftSets{Table: a.cfg.Nftables.Table},
+		Sets:          &dnsproxy.NftSets{Kernel: kernel},
 		Metrics:       dnsproxy.NewMetrics(a.x.registry),
 		Log:           a.log.With("controller", "dns"),
 	})

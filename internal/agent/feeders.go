@@ -18,12 +18,14 @@ import (
 
 func shootFeeder(cfg *config.Config, log *slog.Logger, cwnp, services bool, fqdn func() map[model.ObjectKey]dnsproxy.PolicyState) feeder {
 	s := kube.Shoot{
-		Kubeconfig: cfg.Sources.Shoot.Kubeconfig,
-		Namespace:  cfg.Sources.Shoot.Namespace,
-		Policies:   cwnp,
-		Services:   services,
-		Agent:      cfg.Name,
-		Log:        log.With("source", "shoot"),
+		Kubeconfig:  cfg.Sources.Shoot.Kubeconfig,
+		Namespace:   cfg.Sources.Shoot.Namespace,
+		Policies:    cwnp,
+		Services:    services,
+		Agent:       cfg.Name,
+		Log:         log.With("source", "shoot"),
+		StatusQPS:   cfg.Sources.Shoot.StatusQPS,
+		StatusBurst: cfg.Sources.Shoot.StatusBurst,
 	}
 	if cfg.DNS.ProxyEnabled() {
 		s.FQDNStates, s.FQDNInterval = fqdn, config.Duration(cfg.DNS.StatusInterval)

@@ -54,8 +54,16 @@ func (c *Config) defaults() error {
 		}
 		c.Name = host
 	}
-	if c.Sources.Shoot != nil && c.Sources.Shoot.Namespace == "" {
-		c.Sources.Shoot.Namespace = DefaultShootNamespace
+	if sh := c.Sources.Shoot; sh != nil {
+		if sh.Namespace == "" {
+			sh.Namespace = DefaultShootNamespace
+		}
+		if sh.StatusQPS == 0 {
+			sh.StatusQPS = DefaultStatusQPS
+		}
+		if sh.StatusBurst == 0 {
+			sh.StatusBurst = DefaultStatusBurst
+		}
 	}
 	if m := c.Sources.Metal; m != nil {
 		if m.Hostname == "" {
@@ -136,8 +144,16 @@ func (c *Config) Validate() error {
 			add("sources.seed.namespace", "required")
 		}
 	}
-	if s := c.Sources.Shoot; s != nil && s.Kubeconfig == "" {
-		add("sources.shoot.kubeconfig", "required")
+	if s := c.Sources.Shoot; s != nil {
+		if s.Kubeconfig == "" {
+			add("sources.shoot.kubeconfig", "required")
+		}
+		if s.StatusQPS < 0 {
+			add("sources.shoot.statusQPS", "must be positive")
+		}
+		if s.StatusBurst < 0 {
+			add("sources.shoot.statusBurst", "must be positive")
+		}
 	}
 	if s := c.Sources.Metal; s != nil {
 		if u, err := url.Parse(s.URL); s.URL == "" || err != nil || u.Scheme == "" || u.Host == "" {

@@ -177,6 +177,31 @@ func TestDefaultsOfPalisadeKeys(t *testing.T) {
 	}
 }
 
+// The shoot's status writes run at 50 QPS (burst 100) unless configured; negative rates are
+// refused with their key.
+func TestShootStatusRate(t *testing.T) {
+	base := "name: fw\nsources: {static: {}, shoot: {kubeconfig: /k%s}}\ncontrollers: {firewall: {source: static}, cwnp: {source: shoot}}\n"
+	cfg, err := Parse([]byte(fmt.Sprintf(base, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Sources.Shoot; s.StatusQPS != DefaultStatusQPS || s.StatusBurst != DefaultStatusBurst {
+		t.Errorf("defaults: %+v", s)
+	}
+	cfg, err = Parse([]byte(fmt.Sprintf(base, ", statusQPS: 20, statusBurst: 40")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Sources.Shoot; s.StatusQPS != 20 || s.StatusBurst != 40 {
+		t.Errorf("configured: %+v", s)
+	}
+	for _, key := range []string{"statusQPS", "statusBurst"} {
+		if _, err := Parse([]byte(fmt.Sprintf(base, ", "+key+": -1"))); err == nil || !strings.Contains(err.Error(), "sources.shoot."+key) {
+			t.Errorf("%s: -1: %v", key, err)
+		}
+	}
+}
+
 func TestMissingOptionalControllersAreDisabled(t *testing.T) {
 	cfg, err := Parse([]byte("name: x\nsources: {static: {}}\ncontrollers: {firewall: {source: static}}\n"))
 	if err != nil {

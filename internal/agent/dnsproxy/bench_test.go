@@ -18,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/palisade-fw/palisade/internal/agent/model"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
 )
@@ -39,8 +40,8 @@ func (s *timedSets) Add(ctx context.Context, elems []Element) error {
 }
 
 // scratchTable creates a network namespace holding the agent's table with the timeout sets
-// of targets and returns its name and an open handle to it.
-func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) (string, int) {
+// of targets and returns its name.
+func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) string {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Fatal("the DNS proxy benchmark writes nftables sets and needs root (CI runs as root)")
@@ -63,12 +64,18 @@ func scratchTable(tb testing.TB, targets []ruleset.FQDNTarget) (string, int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("nft: %v %s", err, out)
 	}
-	f, err := os.Open("/var/run/netns/" + name)
+	return name
+}
+
+// scratchNetlink is the agent's kernel path into the namespace.
+func scratchNetlink(tb testing.TB, ns string) *nft.Netlink {
+	tb.Helper()
+	nl, err := nft.NewNetlink("firewall", "/var/run/netns/"+ns)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { f.Close() })
-	return name, int(f.Fd())
+	tb.Cleanup(func() { _ = nl.Close() })
+	return nl
 }
 
 // BenchmarkProxiedAnswer measures what the proxy adds to an answer: a query straight to the
@@ -88,8 +95,8 @@ func BenchmarkProxiedAnswer(b *testing.B) {
 	policies, _ := model.ComposePolicies(model.Firewall{}, []model.PolicyInput{{Key: model.ObjectKey{Source: "shoot", Namespace: "firewall", Name: "bench"},
 		Spec: model.PolicySpec{Egress: []model.EgressRule{{Ports: []model.PolicyPort{{Port: &port}}, ToFQDNs: []model.FQDNSelector{{MatchPattern: "*.selected.test"}}}}}}})
 	targets := ruleset.FQDNTargets(policies)
-	_, fd := scratchTable(b, targets)
-	sets := &timedSets{inner: &NftSets{Table: "firewall", NetNS: fd}}
+	ns := scratchTable(b, targets)
+	sets := &timedSets{inner: &NftSets{Kernel: scratchNetlink(b, ns)}}
 	p, err := New(Config{ListenAddr: "127.0.0.1:0", Upstreams: []netip.AddrPort{up}, Sets: sets, MaxNames: 1 << 20, MaxAddresses: 1 << 20})
 	if err != nil {
 		b.Fatal(err)

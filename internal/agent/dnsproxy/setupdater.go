@@ -3,14 +3,12 @@ package dnsproxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
-	gnftables "github.com/google/nftables"
+	"github.com/palisade-fw/palisade/internal/agent/nft"
 )
 
 // Element is one learned address for one timeout set.
@@ -27,90 +25,64 @@ type SetUpdater interface {
 	Add(ctx context.Context, elems []Element) error
 }
 
-// NftSets is the SetUpdater on google/nftables: one netlink batch per call on a lasting
-// connection in the caller's network namespace.
+// NftSets is the SetUpdater on the agent's one kernel path: the element API of
+// internal/agent/nft (Netlink.AddToSets, one netlink transaction per batch on a lasting
+// connection, acknowledged before Add returns). The applier's full syncs keep these timeout
+// sets with their elements.
 type NftSets struct {
-	Table string
-	// NetNS is an open network namespace file descriptor to work in (tests); 0 is the
-	// caller's namespace.
-	NetNS int
-
-	mu   sync.Mutex
-	conn *gnftables.Conn
+	Kernel *nft.Netlink
 }
 
-// maxBatch bounds the elements of one netlink batch: the kernel refuses a message larger
-// than the socket's send buffer (about 200 KiB), and an element takes about 40 bytes.
+// maxBatch bounds the elements of one transaction, so a restore after a restart goes in
+// several smaller transactions instead of one huge one.
 const maxBatch = 2000
 
 // Add implements SetUpdater. A batch is atomic; when it fails (typically a set that was just
 // removed with its policy), every set is retried on its own so the others still get their
 // addresses, and the errors are returned. More than maxBatch elements (a restore after a
 // restart) go in several batches.
-func (n *NftSets) Add(_ context.Context, elems []Element) error {
+func (n *NftSets) Add(ctx context.Context, elems []Element) error {
 	if len(elems) == 0 {
 		return nil
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.conn == nil {
-		opts := []gnftables.ConnOption{gnftables.AsLasting()}
-		if n.NetNS != 0 {
-			opts = append(opts, gnftables.WithNetNSFd(n.NetNS))
-		}
-		c, err := gnftables.New(opts...)
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		n.conn = c
-	}
 	var errs []error
 	for start := 0; start < len(elems); start += maxBatch {
-		if err := n.addBatch(elems[start:min(start+maxBatch, len(elems))]); err != nil {
+		if err := n.addBatch(ctx, elems[start:min(start+maxBatch, len(elems))]); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (n *NftSets) addBatch(elems []Element) error {
-	bySet := map[string][]Element{}
+func (n *NftSets) addBatch(ctx context.Context, elems []Element) error {
+	bySet := map[string]*nft.SetUpdate{}
 	for _, e := range elems {
-		bySet[e.Set] = append(bySet[e.Set], e)
+		u := bySet[e.Set]
+		if u == nil {
+			typ := "ipv4_addr"
+			if !e.Addr.Is4() {
+				typ = "ipv6_addr"
+			}
+			u = &nft.SetUpdate{Set: e.Set, Type: typ}
+			bySet[e.Set] = u
+		}
+		// The kernel counts in milliseconds; 0 would mean "the set's default" (none).
+		u.Elements = append(u.Elements, nft.TimedElement{SetElement: nft.SetElement{Key: []string{e.Addr.String()}}, Timeout: max(e.Timeout, time.Millisecond)})
 	}
-	sets := slices.Sorted(maps.Keys(bySet))
-	err := n.flush(sets, bySet)
-	if err == nil || len(sets) == 1 {
+	names := slices.Sorted(maps.Keys(bySet))
+	updates := make([]nft.SetUpdate, len(names))
+	for i, name := range names {
+		updates[i] = *bySet[name]
+	}
+	err := n.Kernel.AddToSets(ctx, updates)
+	if err == nil || len(updates) == 1 {
 		return err
 	}
 	var errs []error
-	for _, s := range sets {
-		if err := n.flush([]string{s}, bySet); err != nil {
+	for _, u := range updates {
+		if err := n.Kernel.AddToSets(ctx, []nft.SetUpdate{u}); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (n *NftSets) flush(sets []string, bySet map[string][]Element) error {
-	table := &gnftables.Table{Name: n.Table, Family: gnftables.TableFamilyINet}
-	for _, name := range sets {
-		elems := bySet[name]
-		set := &gnftables.Set{Table: table, Name: name, HasTimeout: true, KeyType: gnftables.TypeIPAddr}
-		if !elems[0].Addr.Is4() {
-			set.KeyType = gnftables.TypeIP6Addr
-		}
-		vals := make([]gnftables.SetElement, 0, len(elems))
-		for _, e := range elems {
-			// The kernel counts in milliseconds; 0 would mean "the set's default" (none).
-			vals = append(vals, gnftables.SetElement{Key: e.Addr.AsSlice(), Timeout: max(e.Timeout, time.Millisecond)})
-		}
-		if err := n.conn.SetAddElements(set, vals); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
-	}
-	if err := n.conn.Flush(); err != nil {
-		return fmt.Errorf("adding to sets %v: %w", sets, err)
-	}
-	return nil
 }

@@ -20,8 +20,8 @@ func TestNftSetsAdd(t *testing.T) {
 	policies, _ := model.ComposePolicies(model.Firewall{}, []model.PolicyInput{{Key: model.ObjectKey{Source: "shoot", Namespace: "firewall", Name: "p"},
 		Spec: model.PolicySpec{Egress: []model.EgressRule{{Ports: []model.PolicyPort{{Port: &port}}, ToFQDNs: []model.FQDNSelector{{MatchPattern: "*"}}}}}}})
 	targets := ruleset.FQDNTargets(policies)
-	ns, fd := scratchTable(t, targets)
-	sets := &NftSets{Table: "firewall", NetNS: fd}
+	ns := scratchTable(t, targets)
+	sets := &NftSets{Kernel: scratchNetlink(t, ns)}
 
 	// One batch of this many would exceed the netlink send buffer.
 	const many = 20000

@@ -46,19 +46,8 @@ func ComposePolicies(fw Firewall, policies []PolicyInput) ([]Policy, []Verdict) 
 	var out []Policy
 	var verdicts []Verdict
 	for _, in := range dedupePolicies(policies) {
-		v := Verdict{Key: in.Key, Kind: KindPolicy, Generation: in.Generation}
-		p, err := in.parse()
-		if err == nil {
-			p, err = fw.Allowed.capPolicy(p)
-		}
-		if err == nil && in.refused != "" {
-			err = errors.New(in.refused)
-		}
-		if err != nil {
-			v.Message = err.Error()
-		} else {
-			v.Accepted = true
-			v.Message = strings.Join(p.Notes, "; ")
+		p, v := in.compose(fw.Allowed)
+		if v.Accepted {
 			out = append(out, p)
 		}
 		verdicts = append(verdicts, v)
@@ -66,6 +55,25 @@ func ComposePolicies(fw Firewall, policies []PolicyInput) ([]Policy, []Verdict) 
 	// A stable order makes rendering deterministic whatever order the sources list in.
 	SortByKey(out, func(p Policy) ObjectKey { return p.Key })
 	return out, verdicts
+}
+
+// compose parses one (deduplicated) policy and applies allowedNetworks.
+func (in policyInput) compose(allowed *Allowed) (Policy, Verdict) {
+	v := Verdict{Key: in.Key, Kind: KindPolicy, Generation: in.Generation}
+	p, err := in.parse()
+	if err == nil {
+		p, err = allowed.capPolicy(p)
+	}
+	if err == nil && in.refused != "" {
+		err = errors.New(in.refused)
+	}
+	if err != nil {
+		v.Message = err.Error()
+		return Policy{}, v
+	}
+	v.Accepted = true
+	v.Message = strings.Join(p.Notes, "; ")
+	return p, v
 }
 
 // ComposeServices is the service half of Compose, sorted by key.

@@ -146,28 +146,29 @@ func PreviousKept(err error) bool {
 // and the read back could never match. The renderer never produces one (model.Compose
 // merges or refuses duplicate objects); this keeps a bug from reaching the kernel.
 func checkUnique(r *ruleset.Ruleset) error {
-	seen := map[string]bool{}
 	dup := func(kind, name string) error {
-		if seen[kind+"\x00"+name] {
-			return fmt.Errorf("rendered ruleset holds %s %q twice; nothing sent to the kernel", kind, name)
-		}
-		seen[kind+"\x00"+name] = true
-		return nil
+		return fmt.Errorf("rendered ruleset holds %s %q twice; nothing sent to the kernel", kind, name)
 	}
+	chains := make(map[string]struct{}, len(r.Chains))
 	for _, c := range r.Chains {
-		if err := dup("chain", c.Name); err != nil {
-			return err
+		if _, ok := chains[c.Name]; ok {
+			return dup("chain", c.Name)
 		}
+		chains[c.Name] = struct{}{}
 	}
+	sets := make(map[string]struct{}, len(r.Sets))
 	for _, st := range r.Sets {
-		if err := dup("set", st.Name); err != nil {
-			return err
+		if _, ok := sets[st.Name]; ok {
+			return dup("set", st.Name)
 		}
+		sets[st.Name] = struct{}{}
 	}
+	counters := make(map[string]struct{}, len(r.Counters))
 	for _, c := range r.Counters {
-		if err := dup("counter", c.Name); err != nil {
-			return err
+		if _, ok := counters[c.Name]; ok {
+			return dup("counter", c.Name)
 		}
+		counters[c.Name] = struct{}{}
 	}
 	return nil
 }

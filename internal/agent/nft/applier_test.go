@@ -462,3 +462,47 @@ func TestAddElementsWithTimeout(t *testing.T) {
 		t.Error("a bad element was accepted")
 	}
 }
+
+// AddToSets, what the DNS proxy writes through: several sets with a timeout per element in
+// one transaction, all or nothing (a set that does not exist fails the whole transaction),
+// and the lasting connection keeps working after a refused transaction and a bad element.
+func TestAddToSetsIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	s, nl := newScratch(t, "firewall")
+	s.Exec(t, "nft", "add", "table", "inet", "firewall")
+	s.Exec(t, "nft", "add", "set", "inet", "firewall", "fqdn_v4", "{ type ipv4_addr ; flags timeout ; }")
+	s.Exec(t, "nft", "add", "set", "inet", "firewall", "fqdn_v6", "{ type ipv6_addr ; flags timeout ; }")
+	timed := func(addr string, d time.Duration) TimedElement {
+		return TimedElement{SetElement: SetElement{Key: []string{addr}}, Timeout: d}
+	}
+	both := []SetUpdate{
+		{Set: "fqdn_v4", Type: "ipv4_addr", Elements: []TimedElement{timed("192.0.2.1", time.Hour), timed("192.0.2.2", time.Minute)}},
+		{Set: "fqdn_v6", Type: "ipv6_addr", Elements: []TimedElement{timed("2001:db8::1", 2*time.Minute)}},
+	}
+	if err := nl.AddToSets(ctx, both); err != nil {
+		t.Fatal(err)
+	}
+	v4, v6 := s.Exec(t, "nft", "list", "set", "inet", "firewall", "fqdn_v4"), s.Exec(t, "nft", "list", "set", "inet", "firewall", "fqdn_v6")
+	if !strings.Contains(v4, "192.0.2.1 timeout 1h") || !strings.Contains(v4, "192.0.2.2 timeout 1m") || !strings.Contains(v6, "2001:db8::1 timeout 2m") {
+		t.Fatalf("per-element timeouts:\n%s\n%s", v4, v6)
+	}
+	partly := []SetUpdate{
+		{Set: "fqdn_v4", Type: "ipv4_addr", Elements: []TimedElement{timed("192.0.2.3", time.Hour)}},
+		{Set: "gone_v4", Type: "ipv4_addr", Elements: []TimedElement{timed("192.0.2.4", time.Hour)}},
+	}
+	if err := nl.AddToSets(ctx, partly); err == nil || !strings.Contains(err.Error(), "gone_v4") {
+		t.Fatalf("a missing set must fail the transaction: %v", err)
+	}
+	if v4 := s.Exec(t, "nft", "list", "set", "inet", "firewall", "fqdn_v4"); strings.Contains(v4, "192.0.2.3") {
+		t.Errorf("half a refused transaction reached the kernel:\n%s", v4)
+	}
+	if err := nl.AddToSets(ctx, []SetUpdate{{Set: "fqdn_v4", Type: "ipv4_addr", Elements: []TimedElement{timed("not-an-ip", time.Hour)}}}); err == nil {
+		t.Error("a bad element was accepted")
+	}
+	if err := nl.AddToSets(ctx, partly[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if v4 := s.Exec(t, "nft", "list", "set", "inet", "firewall", "fqdn_v4"); !strings.Contains(v4, "192.0.2.3") {
+		t.Errorf("the connection did not recover:\n%s", v4)
+	}
+}

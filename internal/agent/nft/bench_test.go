@@ -139,15 +139,17 @@ func BenchmarkApplyFromEmpty(b *testing.B) {
 }
 
 // BenchmarkApplyOneCWNPChange: one policy changes one CIDR. As in the runner, only the
-// policies are composed again and the renderer reuses the services half; the element delta
-// is one small transaction.
+// policies are composed again (the composer parses only the changed one), the renderer
+// reuses the services half and every unchanged component of the CWNP maps; the element
+// delta is one small transaction.
 func BenchmarkApplyOneCWNPChange(b *testing.B) {
 	requireNFT(b)
 	p, s := benchInput()
 	fw := fixture.Firewall()
 	_, ap := agentApplier(b)
 	rend := ruleset.NewRenderer(ruleset.Options{})
-	pols, _ := model.ComposePolicies(fw, p)
+	var composer model.PolicyComposer // as the runner composes
+	pols, _ := composer.Compose(fw, p)
 	svcs, _ := model.ComposeServices(fw, s)
 	if _, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})); err != nil {
 		b.Fatal(err)
@@ -159,7 +161,7 @@ func BenchmarkApplyOneCWNPChange(b *testing.B) {
 		i++
 		p[7].Spec.Egress[0].To[0].CIDR = fmt.Sprintf("30.%d.%d.0/24", i/256%256, i%256)
 		start := time.Now()
-		pols, _ := model.ComposePolicies(fw, p)
+		pols, _ := composer.Compose(fw, p)
 		composed := time.Now()
 		rs := rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})
 		composeTime += composed.Sub(start)
@@ -186,7 +188,8 @@ func BenchmarkApplyNewCWNP(b *testing.B) {
 	fw := fixture.Firewall()
 	_, ap := agentApplier(b)
 	rend := ruleset.NewRenderer(ruleset.Options{})
-	pols, _ := model.ComposePolicies(fw, p)
+	var composer model.PolicyComposer // as the runner composes
+	pols, _ := composer.Compose(fw, p)
 	svcs, _ := model.ComposeServices(fw, s)
 	if _, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs})); err != nil {
 		b.Fatal(err)
@@ -196,7 +199,7 @@ func BenchmarkApplyNewCWNP(b *testing.B) {
 	var file time.Duration
 	for i := 0; b.Loop(); i++ {
 		extra.Key.Name = fmt.Sprintf("added-%d", i)
-		pols, _ := model.ComposePolicies(fw, append(p[:len(p):len(p)], extra))
+		pols, _ := composer.Compose(fw, append(p[:len(p):len(p)], extra))
 		res, err := ap.Apply(context.Background(), rend.Render(model.Snapshot{Firewall: fw, Policies: pols, Services: svcs}))
 		if err != nil || res.Full || !res.Changed {
 			b.Fatalf("full=%v changed=%v err=%v", res.Full, res.Changed, err)

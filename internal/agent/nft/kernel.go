@@ -29,7 +29,7 @@ const socketBuffer = 64 << 20
 // elementsPerMessage keeps a message's element list below netlink's 64 KiB attribute limit.
 const elementsPerMessage = 256
 
-func (l *Netlink) batchConn() (*gnftables.Conn, error) {
+func (l *Netlink) batchConn(extra ...gnftables.ConnOption) (*gnftables.Conn, error) {
 	opts := []gnftables.ConnOption{gnftables.WithSockOptions(func(c *netlink.Conn) error {
 		raw, err := c.SyscallConn()
 		if err != nil {
@@ -53,7 +53,7 @@ func (l *Netlink) batchConn() (*gnftables.Conn, error) {
 	if l.netns != nil {
 		opts = append(opts, gnftables.WithNetNSFd(int(l.netns.Fd())))
 	}
-	return gnftables.New(opts...)
+	return gnftables.New(append(opts, extra...)...)
 }
 
 // Commit implements Kernel.
@@ -245,49 +245,131 @@ func setOf(table *gnftables.Table, s *ruleset.Set) (*gnftables.Set, error) {
 // as nft writes it, e.g. "10.0.0.1 . tcp . 443").
 type SetElement = ruleset.Element
 
+// TimedElement is an element that expires after Timeout (0: never; the set needs `flags
+// timeout` for a timeout).
+type TimedElement struct {
+	SetElement
+	Timeout time.Duration
+}
+
+// SetUpdate is what to add to one named set of the table.
+type SetUpdate struct {
+	Set string
+	// Type is the set's type as rendered (ruleset.Set.Type), e.g. "ipv4_addr".
+	Type     string
+	Elements []TimedElement
+}
+
+// AddToSets adds the elements of every update in one transaction: all of them or none.
+// Adding an element that exists sets its timeout anew. It returns after the kernel
+// acknowledged the transaction. It does not touch anything else and is safe to call while
+// the applier runs: a delta never rewrites a set whose definition and rendered elements did
+// not change; a full sync keeps timeout sets and recreates every other set (see the package
+// doc). Element writes share one lasting connection (a DNS answer waits for them).
+func (l *Netlink) AddToSets(_ context.Context, updates []SetUpdate) error {
+	return l.elements(updates, true)
+}
+
 // AddElements adds elements to the named set of the table in one transaction, each expiring
-// after timeout (0: never; the set needs `flags timeout` for a timeout). It does not touch
-// anything else and is safe to call while the applier runs: a delta never rewrites a set
-// whose definition and rendered elements did not change; a full sync keeps timeout sets and
-// recreates every other set (see the package doc).
-func (l *Netlink) AddElements(_ context.Context, setName, setType string, elems []SetElement, timeout time.Duration) error {
-	return l.elements(setName, setType, elems, timeout, true)
+// after timeout (0: never); AddToSets for one set.
+func (l *Netlink) AddElements(ctx context.Context, setName, setType string, elems []SetElement, timeout time.Duration) error {
+	u := SetUpdate{Set: setName, Type: setType, Elements: make([]TimedElement, len(elems))}
+	for i, e := range elems {
+		u.Elements[i] = TimedElement{SetElement: e, Timeout: timeout}
+	}
+	return l.AddToSets(ctx, []SetUpdate{u})
 }
 
 // DeleteElements removes elements from the named set in one transaction.
 func (l *Netlink) DeleteElements(_ context.Context, setName, setType string, elems []SetElement) error {
-	return l.elements(setName, setType, elems, 0, false)
+	u := SetUpdate{Set: setName, Type: setType, Elements: make([]TimedElement, len(elems))}
+	for i, e := range elems {
+		u.Elements[i] = TimedElement{SetElement: e}
+	}
+	return l.elements([]SetUpdate{u}, false)
 }
 
-func (l *Netlink) elements(setName, setType string, elems []SetElement, timeout time.Duration, add bool) error {
-	c, err := l.batchConn()
-	if err != nil {
-		return err
+// elementConn is the lasting connection of element writes, opened on first use.
+func (l *Netlink) elementConn() (*gnftables.Conn, error) {
+	if l.elemConn != nil {
+		return l.elemConn, nil
 	}
+	c, err := l.batchConn(gnftables.AsLasting())
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	l.elemConn = c
+	return c, nil
+}
+
+func (l *Netlink) elements(updates []SetUpdate, add bool) error {
 	table := &gnftables.Table{Name: l.table, Family: gnftables.TableFamilyINet}
-	rs := &ruleset.Set{Name: setName, Type: setType, Map: strings.Contains(setType, " : ")}
-	s, err := setOf(table, rs)
-	if err != nil {
-		return err
+	// Everything is encoded before anything is queued on the lasting connection, so a bad
+	// element never leaves half a batch behind for the next call.
+	type queued struct {
+		set   *gnftables.Set
+		elems []gnftables.SetElement
 	}
-	s.HasTimeout = timeout > 0
-	encoded, err := encodeElements(*rs, elems, add)
-	if err != nil {
-		return err
-	}
-	for i := range encoded {
-		encoded[i].Timeout = timeout
-	}
-	for start := 0; start < len(encoded); start += elementsPerMessage {
-		chunk := encoded[start:min(start+elementsPerMessage, len(encoded))]
-		if add {
-			err = c.SetAddElements(s, chunk)
-		} else {
-			err = c.SetDeleteElements(s, chunk)
+	var batch []queued
+	names := make([]string, 0, len(updates))
+	for _, u := range updates {
+		if len(u.Elements) == 0 {
+			continue
 		}
+		names = append(names, u.Set)
+		rs := &ruleset.Set{Name: u.Set, Type: u.Type, Map: strings.Contains(u.Type, " : ")}
+		s, err := setOf(table, rs)
 		if err != nil {
-			return errf("set", setName, err)
+			return err
+		}
+		plain := make([]ruleset.Element, len(u.Elements))
+		for i, e := range u.Elements {
+			plain[i] = e.SetElement
+			s.HasTimeout = s.HasTimeout || e.Timeout > 0
+		}
+		encoded, err := encodeElements(*rs, plain, add)
+		if err != nil {
+			return err
+		}
+		if s.HasTimeout {
+			// A single address encodes to one element; only ranges would not.
+			if len(encoded) != len(u.Elements) {
+				return errf("set", u.Set, fmt.Errorf("timeouts need single addresses"))
+			}
+			for i := range encoded {
+				encoded[i].Timeout = u.Elements[i].Timeout
+			}
+		}
+		batch = append(batch, queued{set: s, elems: encoded})
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+
+	l.elemMu.Lock()
+	defer l.elemMu.Unlock()
+	c, err := l.elementConn()
+	if err != nil {
+		return err
+	}
+	for _, q := range batch {
+		for start := 0; start < len(q.elems); start += elementsPerMessage {
+			chunk := q.elems[start:min(start+elementsPerMessage, len(q.elems))]
+			if add {
+				err = c.SetAddElements(q.set, chunk)
+			} else {
+				err = c.SetDeleteElements(q.set, chunk)
+			}
+			if err != nil {
+				// Drop the connection with what it queued; the next call opens a new one.
+				_ = c.CloseLasting()
+				l.elemConn = nil
+				return errf("set", q.set.Name, err)
+			}
 		}
 	}
-	return c.Flush()
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("elements of sets %v: %w", names, err)
+	}
+	return nil
 }

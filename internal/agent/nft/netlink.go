@@ -2,8 +2,10 @@ package nft
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	gnftables "github.com/google/nftables"
 )
@@ -30,6 +32,9 @@ type CounterValue struct {
 type Netlink struct {
 	table string
 	netns *os.File // nil: the process's network namespace
+
+	elemMu   sync.Mutex
+	elemConn *gnftables.Conn // lasting connection of element writes (AddToSets)
 }
 
 // NewNetlink works on the inet table in the caller's network namespace, or in the one at
@@ -46,12 +51,19 @@ func NewNetlink(table, netnsPath string) (*Netlink, error) {
 	return l, nil
 }
 
-// Close releases the namespace handle.
+// Close releases the element connection and the namespace handle.
 func (l *Netlink) Close() error {
-	if l.netns != nil {
-		return l.netns.Close()
+	l.elemMu.Lock()
+	var err error
+	if l.elemConn != nil {
+		err = l.elemConn.CloseLasting()
+		l.elemConn = nil
 	}
-	return nil
+	l.elemMu.Unlock()
+	if l.netns != nil {
+		err = errors.Join(err, l.netns.Close())
+	}
+	return err
 }
 
 func (l *Netlink) conn() (*gnftables.Conn, error) {

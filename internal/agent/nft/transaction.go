@@ -41,9 +41,11 @@
 //   - Netlink.Counters(ctx): every named counter of the table (packets, bytes), keyed by name;
 //     ruleset.PolicyCounter(key) / ruleset.ServiceCounter(key) give the name of an object's
 //     counter, stable across applies.
-//   - Netlink.AddElements(ctx, set, type, elements, timeout) / DeleteElements: element-wise
-//     updates of a named set of the table, one transaction per call, no ruleset apply involved
-//     (for sets with `flags timeout`, e.g. the per-policy FQDN sets the DNS proxy fills). The
+//   - Netlink.AddToSets(ctx, updates): elements (each with its own timeout) for several named
+//     sets of the table in one transaction, acknowledged before it returns, on one lasting
+//     connection; AddElements / DeleteElements for one set. No ruleset apply is involved. This
+//     is how the DNS proxy (dnsproxy.NftSets) fills the per-policy FQDN sets (`flags
+//     timeout`): the agent has no other code that talks to the kernel. The
 //     sets must be part of the rendered ruleset (rendered without elements), or the next full
 //     sync removes them. A full sync keeps a timeout set (ruleset.Set.Timeout) that the kernel
 //     already holds, with its elements, so a learned address is never closed by an apply; it
@@ -311,8 +313,17 @@ func isConcat(s *ruleset.Set) bool {
 
 func diffElements(old, want []ruleset.Element) (removed, added []ruleset.Element) {
 	// Most sets do not change; comparing in order is far cheaper than building keys.
-	if slices.EqualFunc(old, want, func(a, b ruleset.Element) bool { return a.Value == b.Value && slices.Equal(a.Key, b.Key) }) {
+	same := func(a, b ruleset.Element) bool { return a.Value == b.Value && slices.Equal(a.Key, b.Key) }
+	if slices.EqualFunc(old, want, same) {
 		return nil, nil
+	}
+	// The renderer keeps its order: a change leaves a common head and tail that need no
+	// lookup.
+	for len(old) > 0 && len(want) > 0 && same(old[0], want[0]) {
+		old, want = old[1:], want[1:]
+	}
+	for len(old) > 0 && len(want) > 0 && same(old[len(old)-1], want[len(want)-1]) {
+		old, want = old[:len(old)-1], want[:len(want)-1]
 	}
 	oldSet := make(map[elementID]bool, len(old))
 	for _, e := range old {

@@ -222,41 +222,35 @@ type rect struct {
 // whole, so objects with distinct CIDRs get one element per port range instead of one per
 // port atom of all objects together.
 func resolveRects(entries []portEntry) []rect {
+	items := rectItems(entries)
+	var out []rect
+	forEachGroup(items, func(group []rect) { out = flushGroup(out, group) })
+	return sortMergeRects(out)
+}
+
+// rectItems lists the rectangles of entries sorted by address start, then owner.
+func rectItems(entries []portEntry) []rect {
 	var items []rect
 	for _, e := range entries {
 		for _, s := range e.spans {
 			items = append(items, rect{owned: s, first: e.first, last: e.last})
 		}
 	}
-	if len(items) == 0 {
-		return nil
-	}
 	slices.SortFunc(items, func(a, b rect) int { return compareOwned(a.owned, b.owned) })
+	return items
+}
 
-	var out []rect
-	flush := func(group []rect) {
-		if len(group) == 1 || (len(group) <= 8 && !conflicting(group)) {
-			// Overlapping addresses on disjoint ports (one object's CIDR on several
-			// ports) need no splitting either.
-			out = append(out, group...)
-			return
-		}
-		sub := make([]portEntry, len(group))
-		for i, it := range group {
-			sub[i] = portEntry{first: it.first, last: it.last, spans: []owned{it.owned}}
-		}
-		for _, atom := range resolvePorts(sub) {
-			for _, s := range atom.spans {
-				out = append(out, rect{owned: s, first: atom.first, last: atom.last})
-			}
-		}
+// forEachGroup calls fn for every group of items (sorted by rectItems) connected by address
+// overlap; a span that starts after the highest end so far starts a new group. Groups are
+// resolved independently of each other.
+func forEachGroup(items []rect, fn func(group []rect)) {
+	if len(items) == 0 {
+		return
 	}
-	// Groups of spans connected by address overlap; a span that starts after the highest end
-	// so far starts a new group.
 	start, maxHi := 0, items[0].hi
 	for i := 1; i < len(items); i++ {
 		if maxHi.less(items[i].lo) {
-			flush(items[start:i])
+			fn(items[start:i])
 			start, maxHi = i, items[i].hi
 			continue
 		}
@@ -264,18 +258,45 @@ func resolveRects(entries []portEntry) []rect {
 			maxHi = items[i].hi
 		}
 	}
-	flush(items[start:])
+	fn(items[start:])
+}
 
-	// Merge address neighbours with the same owner and ports, then order by ports.
-	slices.SortFunc(out, func(a, b rect) int {
-		switch {
-		case a.first != b.first:
-			return int(a.first) - int(b.first)
-		case a.last != b.last:
-			return int(a.last) - int(b.last)
+// flushGroup appends the disjoint rectangles of one overlap group to out.
+func flushGroup(out, group []rect) []rect {
+	if len(group) == 1 || (len(group) <= 8 && !conflicting(group)) {
+		// Overlapping addresses on disjoint ports (one object's CIDR on several
+		// ports) need no splitting either.
+		return append(out, group...)
+	}
+	sub := make([]portEntry, len(group))
+	for i, it := range group {
+		sub[i] = portEntry{first: it.first, last: it.last, spans: []owned{it.owned}}
+	}
+	for _, atom := range resolvePorts(sub) {
+		for _, s := range atom.spans {
+			out = append(out, rect{owned: s, first: atom.first, last: atom.last})
 		}
-		return compareOwned(a.owned, b.owned)
-	})
+	}
+	return out
+}
+
+// compareRects is the order of map elements: by ports, then address, then owner.
+func compareRects(a, b rect) int {
+	switch {
+	case a.first != b.first:
+		return int(a.first) - int(b.first)
+	case a.last != b.last:
+		return int(a.last) - int(b.last)
+	}
+	return compareOwned(a.owned, b.owned)
+}
+
+// sortMergeRects merges address neighbours with the same owner and ports, ordered by ports.
+func sortMergeRects(out []rect) []rect {
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortFunc(out, compareRects)
 	merged := out[:0]
 	for _, r := range out {
 		if n := len(merged); n > 0 {

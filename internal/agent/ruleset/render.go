@@ -78,7 +78,7 @@ func Render(snap model.Snapshot, opts Options) *Ruleset {
 	policies, services := sortedPolicies(snap.Policies), sortedServices(snap.Services)
 	var pol, svc objectPart
 	var wg sync.WaitGroup
-	wg.Go(func() { pol = renderPolicies(policies, snap.Firewall.LogAccepted) })
+	wg.Go(func() { pol = renderPolicies(policies, snap.Firewall.LogAccepted, nil) })
 	svc = renderServices(services, snap.Firewall.LogAccepted)
 	wg.Wait()
 	return assemble(opts, snap.Firewall, services, pol, svc)
@@ -109,31 +109,53 @@ type objectPart struct {
 	fqdnSets  []Set
 }
 
-func renderPolicies(policies []model.Policy, logAccepted bool) objectPart {
+// renderPolicies renders the policy part; with caches (a Renderer's) it reuses what the
+// last render resolved (incremental.go), without, it resolves everything.
+func renderPolicies(policies []model.Policy, logAccepted bool, caches *policyCaches) objectPart {
 	var part objectPart
 	names := make([]string, len(policies))
+	if caches != nil {
+		caches.prepare(policies)
+	}
 	for i, p := range policies {
-		names[i] = objectName("cwnp", p.Key)
 		what := "ClusterwideNetworkPolicy " + p.Key.String()
 		if p.Comment != "" {
 			what = p.Comment
 		}
-		part.chains = append(part.chains, objectChain(names[i], what, logAccepted))
+		var chain Chain
+		if caches != nil {
+			names[i], chain = caches.object(p.Key, what, logAccepted)
+		} else {
+			names[i] = objectName("cwnp", p.Key)
+			chain = objectChain(names[i], what, logAccepted)
+		}
+		part.chains = append(part.chains, chain)
 		part.counters = append(part.counters, Counter{Name: names[i]})
+	}
+	if caches != nil {
+		caches.prune()
+	}
+	egress := func(p model.Policy) []model.Rule { return p.Egress }
+	ingress := func(p model.Policy) []model.Rule { return p.Ingress }
+	mapCaches := func(fi, dir int) []*rectCache {
+		if caches == nil {
+			return nil
+		}
+		return caches.maps[fi][dir]
 	}
 	// The maps are independent of each other; building them concurrently cuts the time of a
 	// large ruleset on more than one core.
 	var wg sync.WaitGroup
 	for fi, f := range families {
 		wg.Go(func() {
-			part.maps[fi][0] = policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Egress })
+			part.maps[fi][0] = policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, names, egress, caches, mapCaches(fi, 0))
 		})
 		wg.Go(func() {
-			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
+			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, ingress, caches, mapCaches(fi, 1))
 		})
 		wg.Go(func() {
-			part.allMaps[fi][0] = allPortsMap(MapEgressAll+f.suffix, "CWNP egress without ports: destination", f, policies, names, func(p model.Policy) []model.Rule { return p.Egress })
-			part.allMaps[fi][1] = allPortsMap(MapIngressAll+f.suffix, "CWNP ingress without ports: source", f, policies, names, func(p model.Policy) []model.Rule { return p.Ingress })
+			part.allMaps[fi][0] = allPortsMap(MapEgressAll+f.suffix, "CWNP egress without ports: destination", f, policies, names, egress)
+			part.allMaps[fi][1] = allPortsMap(MapIngressAll+f.suffix, "CWNP ingress without ports: source", f, policies, names, ingress)
 		})
 	}
 	wg.Wait()
@@ -320,7 +342,9 @@ func addressSet(name, what string, f family, prefixes []netip.Prefix, addrs []ne
 	return s
 }
 
-func policyMap(name, what string, f family, policies []model.Policy, chains []string, rules func(model.Policy) []model.Rule) Set {
+// policyMap renders a CWNP map; with caches (one per protocol) only the components the
+// last render did not hold are resolved.
+func policyMap(name, what string, f family, policies []model.Policy, chains []string, rules func(model.Policy) []model.Rule, pc *policyCaches, caches []*rectCache) Set {
 	m := Set{Name: name, Comment: what, Type: f.addrType + " . inet_proto . inet_service : verdict", Map: true, Interval: true}
 	byProto := map[model.Protocol][]portEntry{}
 	for owner, p := range policies {
@@ -347,6 +371,10 @@ func policyMap(name, what string, f family, policies []model.Policy, chains []st
 	var wg sync.WaitGroup
 	for i, proto := range model.Protocols {
 		wg.Go(func() {
+			if caches != nil {
+				perProto[i] = caches[i].elements(byProto[proto], pc.rank, pc.pos, f, proto, chains)
+				return
+			}
 			rects := resolveRects(byProto[proto])
 			elems := make([]Element, 0, len(rects))
 			for _, r := range rects {

@@ -8,7 +8,9 @@ import (
 
 // Renderer renders like Render but reuses the policy part (object chains, counters, CWNP
 // maps) when the snapshot carries the very same policies slice as last time, and likewise the
-// service part: a change to one CWNP does not re-render 2,000 services. Callers must hand in
+// service part: a change to one CWNP does not re-render 2,000 services. When the policies
+// changed, only the parts of the CWNP maps the change touches are resolved again
+// (incremental.go); the result equals Render's. Callers must hand in
 // a new slice whenever the content changes and never modify a slice they passed (the runner
 // composes a new slice per change). Rulesets from one Renderer share data: treat them as
 // read-only.
@@ -18,6 +20,8 @@ type Renderer struct {
 	mu  sync.Mutex
 	pol cachedPart[model.Policy]
 	svc cachedPart[model.Service]
+	// polCaches keep the resolved CWNP map components (incremental.go).
+	polCaches *policyCaches
 }
 
 type cachedPart[T any] struct {
@@ -42,7 +46,7 @@ func (c *cachedPart[T]) store(in []T, logAccepted bool, sorted []T, part objectP
 
 // NewRenderer returns a Renderer for opts.
 func NewRenderer(opts Options) *Renderer {
-	return &Renderer{opts: opts}
+	return &Renderer{opts: opts, polCaches: newPolicyCaches()}
 }
 
 // Render renders snap, reusing unchanged parts.
@@ -54,7 +58,7 @@ func (r *Renderer) Render(snap model.Snapshot) *Ruleset {
 	if !r.pol.hit(snap.Policies, logAccepted) {
 		wg.Go(func() {
 			sorted := sortedPolicies(snap.Policies)
-			r.pol.store(snap.Policies, logAccepted, sorted, renderPolicies(sorted, logAccepted))
+			r.pol.store(snap.Policies, logAccepted, sorted, renderPolicies(sorted, logAccepted, r.polCaches))
 		})
 	}
 	if !r.svc.hit(snap.Services, logAccepted) {

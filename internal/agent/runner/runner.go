@@ -88,6 +88,7 @@ type Runner struct {
 	havePols bool
 	haveSvcs bool
 	renderer *ruleset.Renderer
+	composer model.PolicyComposer // parses only the policies that changed
 	// The composed halves are kept until their inputs (or the firewall) change, so that a
 	// change to one side neither re-parses nor re-renders the other.
 	composedPols []model.Policy
@@ -209,7 +210,7 @@ func (r *Runner) Render() (*ruleset.Ruleset, []model.Verdict, model.Firewall, er
 		if r.opts.DefaultEgress {
 			policies = append(slices.Clip(policies), model.DefaultEgress())
 		}
-		r.composedPols, r.polVerdicts = model.ComposePolicies(*r.firewall, policies)
+		r.composedPols, r.polVerdicts = r.composer.Compose(*r.firewall, policies)
 		r.polsDirty = false
 	}
 	if r.svcsDirty {

@@ -9,8 +9,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -65,8 +68,13 @@ func TestStatusWriter(t *testing.T) {
 	mk := func(name string) *v1.ClusterwideNetworkPolicy {
 		return &v1.ClusterwideNetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "firewall", Generation: 2}}
 	}
+	writes := 0
 	c := fake.NewClientBuilder().WithScheme(Scheme()).WithStatusSubresource(&v1.ClusterwideNetworkPolicy{}).
-		WithObjects(mk("good"), mk("bad"), mk("pending")).Build()
+		WithObjects(mk("good"), mk("bad"), mk("pending")).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			writes++
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		}}).Build()
 	rec := record.NewFakeRecorder(10)
 	w := NewStatusWriter(c, c, rec, slog.Default())
 	key := func(n string) model.ObjectKey {
@@ -98,10 +106,14 @@ func TestStatusWriter(t *testing.T) {
 	if len(rec.Events) != 2 {
 		t.Errorf("want 2 events, got %d", len(rec.Events))
 	}
-	// The same verdicts again write nothing and emit no event.
+	if writes != 2 {
+		t.Errorf("%d status writes, want 2", writes)
+	}
+	// The same verdicts again write nothing and emit no event: only changed statuses are
+	// written (1,000 policies at the status rate would otherwise take 20 s after every sync).
 	w.Report(ctx, verdicts, true)
-	if len(rec.Events) != 2 {
-		t.Errorf("repeated report emitted events: %d", len(rec.Events))
+	if len(rec.Events) != 2 || writes != 2 {
+		t.Errorf("repeated report emitted %d events and wrote %d statuses", len(rec.Events), writes)
 	}
 	// A failed apply never marks a policy deployed.
 	c2 := fake.NewClientBuilder().WithScheme(Scheme()).WithStatusSubresource(&v1.ClusterwideNetworkPolicy{}).WithObjects(mk("good")).Build()
@@ -110,6 +122,19 @@ func TestStatusWriter(t *testing.T) {
 	_ = c2.Get(ctx, types.NamespacedName{Namespace: "firewall", Name: "good"}, &p)
 	if p.Status.State != "" {
 		t.Errorf("marked %q although the apply failed", p.Status.State)
+	}
+}
+
+// The status and event writes run at the configured rate, not client-go's 5 QPS; the
+// informers' client keeps the kubeconfig's.
+func TestWriteConfigRate(t *testing.T) {
+	base := &rest.Config{Host: "https://shoot.example", QPS: 5, Burst: 10}
+	w := Shoot{StatusQPS: 50, StatusBurst: 100}.writeConfig(base)
+	if w.QPS != 50 || w.Burst != 100 || base.QPS != 5 || base.Burst != 10 || w.Host != base.Host {
+		t.Errorf("write config %v/%d, base %v/%d", w.QPS, w.Burst, base.QPS, base.Burst)
+	}
+	if w := (Shoot{}).writeConfig(base); w.QPS != 5 || w.Burst != 10 {
+		t.Errorf("unset rate changed the config: %v/%d", w.QPS, w.Burst)
 	}
 }
 

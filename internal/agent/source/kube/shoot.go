@@ -65,6 +65,23 @@ type Shoot struct {
 	// status.fqdn_state every FQDNInterval.
 	FQDNStates   func() map[model.ObjectKey]dnsproxy.PolicyState
 	FQDNInterval time.Duration
+	// StatusQPS and StatusBurst bound the status and event writes (client-go's 5 QPS when 0;
+	// the agent's config defaults them to 50 and 100).
+	StatusQPS   float32
+	StatusBurst int
+}
+
+// writeConfig is cfg for the status and event writes, at their own rate: reads come from
+// the cache, so the writes are what the API server sees of the agent.
+func (s Shoot) writeConfig(cfg *rest.Config) *rest.Config {
+	w := rest.CopyConfig(cfg)
+	if s.StatusQPS > 0 {
+		w.QPS = s.StatusQPS
+	}
+	if s.StatusBurst > 0 {
+		w.Burst = s.StatusBurst
+	}
+	return w
 }
 
 // Run blocks until ctx ends.
@@ -82,7 +99,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 	}
 	var recorder record.EventRecorder
 	if s.Policies || s.Services {
-		recorder = newRecorder(cfg, scheme, s.Agent, s.Log)
+		recorder = newRecorder(s.writeConfig(cfg), scheme, s.Agent, s.Log)
 	}
 	var synced atomic.Bool
 	push := func() {
@@ -115,7 +132,7 @@ func (s Shoot) Run(ctx context.Context, r *runner.Runner) error {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
-		w, err := client.New(cfg, client.Options{Scheme: scheme})
+		w, err := client.New(s.writeConfig(cfg), client.Options{Scheme: scheme})
 		if err != nil {
 			return err
 		}
