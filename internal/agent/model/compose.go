@@ -207,7 +207,7 @@ func (a *Allowed) capPolicy(p Policy) (Policy, error) {
 				for _, pr := range dir.allowed {
 					r.Peers = append(r.Peers, Peer{Prefix: pr})
 				}
-				p.Notes = append(p.Notes, fmt.Sprintf("%s[%d]: every address within allowedNetworks.%s", dir.name, i, dir.name))
+				p.Notes = append(p.Notes, fmt.Sprintf("%s[%d]: every address within allowedNetworks.%s", dir.name, r.Index, dir.name))
 				continue
 			}
 			for _, peer := range r.Peers {

@@ -141,6 +141,20 @@ func TestAllowedNetworksNarrowEverywhere(t *testing.T) {
 	}
 }
 
+// The note names the rule by its place in the manifest: a toFQDNs rule before it is kept
+// apart in Policy.FQDN, yet the open rule is still egress[1].
+func TestAllowedNetworksNoteNamesTheManifestRule(t *testing.T) {
+	fw := ParseFirewall(FirewallSpec{AllowedNetworks: AllowedNetworks{Egress: []string{"10.50.0.0/16"}}})
+	spec := PolicySpec{Egress: []EgressRule{{ToFQDNs: []FQDNSelector{{MatchName: "example.com"}}}, {}}}
+	pols, verdicts := ComposePolicies(fw, []PolicyInput{{Key: ObjectKey{Name: "mixed"}, Spec: spec}})
+	if len(pols) != 1 || pols[0].Egress[0].Index != 1 {
+		t.Fatalf("%+v %+v", pols, verdicts)
+	}
+	if msg := verdicts[0].Message; !strings.Contains(msg, "egress[1]: every address within allowedNetworks.egress") || strings.Contains(msg, "egress[0]: every address") {
+		t.Errorf("message %q", msg)
+	}
+}
+
 func TestRateLimitTheKernelRefusesIsSkipped(t *testing.T) {
 	fw := ParseFirewall(FirewallSpec{
 		FirewallNetworks: []FirewallNetwork{{NetworkID: "internet", Vrf: 3}},

@@ -18,7 +18,7 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 	p := Policy{Key: key}
 	for i, in := range spec.Ingress {
 		path := fmt.Sprintf("ingress[%d]", i)
-		rule, notes, ok, err := parseRule(path, in.Ports, in.From, "from")
+		rule, notes, ok, err := parseRule(path, i, in.Ports, in.From, "from")
 		if err != nil {
 			return Policy{}, err
 		}
@@ -40,7 +40,7 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 			}
 			continue
 		}
-		rule, notes, ok, err := parseRule(path, out.Ports, out.To, "to")
+		rule, notes, ok, err := parseRule(path, i, out.Ports, out.To, "to")
 		if err != nil {
 			return Policy{}, err
 		}
@@ -54,7 +54,8 @@ func ParsePolicy(key ObjectKey, spec PolicySpec) (Policy, error) {
 
 // parseRule parses one rule; notes explain what the rule opens where the manifest leaves
 // it implicit, and any part of the rule that was ignored.
-func parseRule(path string, ports []PolicyPort, blocks []IPBlock, peerKey string) (rule Rule, notes []string, ok bool, err error) {
+func parseRule(path string, index int, ports []PolicyPort, blocks []IPBlock, peerKey string) (rule Rule, notes []string, ok bool, err error) {
+	rule.Index = index
 	for i, port := range ports {
 		pr, err := parsePolicyPort(fmt.Sprintf("%s.ports[%d]", path, i), port)
 		if err != nil {

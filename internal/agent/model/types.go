@@ -46,6 +46,9 @@ type Peer struct {
 // protocol and port (the CWNP API and Kubernetes NetworkPolicy: a rule without ports is not
 // restricted by port).
 type Rule struct {
+	// Index is the rule's place in the manifest's ingress or egress list (toFQDNs rules are
+	// kept apart, so it can differ from the place in Policy.Egress).
+	Index int
 	Peers []Peer
 	Ports []PortRange
 	// Everywhere marks peers the rule did not list ("every address"); allowedNetworks

@@ -145,17 +145,17 @@ func evaluateEgress(snap model.Snapshot, learned Learned, f Flow, res *Result) {
 	// policy by name whose rule matches owns the packet.
 	for _, allPorts := range []bool{false, true} {
 		for _, p := range policies {
-			for i, r := range p.Egress {
+			for _, r := range p.Egress {
 				if r.AllPorts() != allPorts {
 					continue
 				}
 				addr, port := peersMatch(r.Peers, f.Dst), portsMatch(r.Ports, f)
 				if addr && port {
-					res.Allowed, res.By = true, ref(p, egressIndex(p, i), "egress", r)
-					addCapNote(snap.Firewall, p, fmt.Sprintf("egress[%d]", i), res)
+					res.Allowed, res.By = true, ref(p, r.Index, "egress", r)
+					addCapNote(snap.Firewall, p, fmt.Sprintf("egress[%d]", r.Index), res)
 					return
 				}
-				near = append(near, nearRule(ref(p, egressIndex(p, i), "egress", r), addr, port, r.Peers, f))
+				near = append(near, nearRule(ref(p, r.Index, "egress", r), addr, port, r.Peers, f))
 			}
 		}
 	}
@@ -196,17 +196,17 @@ func evaluateIngress(snap model.Snapshot, f Flow, res *Result) {
 	if toCluster || toLB {
 		for _, allPorts := range []bool{false, true} {
 			for _, p := range policies {
-				for i, r := range p.Ingress {
+				for _, r := range p.Ingress {
 					if r.AllPorts() != allPorts {
 						continue
 					}
 					addr, port := peersMatch(r.Peers, f.Src), portsMatch(r.Ports, f)
 					if addr && port {
-						res.Allowed, res.By = true, ref(p, i, "ingress", r)
-						addCapNote(fw, p, fmt.Sprintf("ingress[%d]", i), res)
+						res.Allowed, res.By = true, ref(p, r.Index, "ingress", r)
+						addCapNote(fw, p, fmt.Sprintf("ingress[%d]", r.Index), res)
 						return
 					}
-					near = append(near, nearRule(ref(p, i, "ingress", r), addr, port, r.Peers, f))
+					near = append(near, nearRule(ref(p, r.Index, "ingress", r), addr, port, r.Peers, f))
 				}
 			}
 		}
@@ -380,27 +380,9 @@ func learnedFor(learned Learned, key model.ObjectKey, r model.FQDNRule, a netip.
 	return false
 }
 
-// egressIndex maps an index into Policy.Egress to the rule's index in spec.egress: the
-// toFQDNs rules are kept apart (Policy.FQDN, with their own index).
-func egressIndex(p model.Policy, i int) int {
-	taken := map[int]bool{}
-	for _, r := range p.FQDN {
-		taken[r.Index] = true
-	}
-	for idx := 0; ; idx++ {
-		if taken[idx] {
-			continue
-		}
-		if i == 0 {
-			return idx
-		}
-		i--
-	}
-}
-
 // addCapNote explains how allowedNetworks shaped the accepting rule: a rule without peers
-// opens only the allowed networks (model's capPolicy notes it under the rule's place in
-// Policy.Egress or Policy.Ingress, which is rule).
+// opens only the allowed networks (model's capPolicy notes it under the rule's place in the
+// manifest, which is rule).
 func addCapNote(fw model.Firewall, p model.Policy, rule string, res *Result) {
 	if fw.Allowed == nil {
 		return
