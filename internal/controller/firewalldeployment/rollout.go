@@ -266,7 +266,10 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 	}
 	set.Spec.Template.ObjectMeta.Labels[fwutil.DeploymentLabel] = deploy.Name
 	if len(set.Spec.Selector) == 0 {
-		set.Spec.Selector = maps.Clone(set.Spec.Template.ObjectMeta.Labels)
+		// The deployment label alone, the deployment's own default selector: the set's selector is
+		// immutable, so every label in it is frozen for the set's life, and the other template
+		// labels may follow the deployment in place. Sets are told apart by controller reference.
+		set.Spec.Selector = map[string]string{fwutil.DeploymentLabel: deploy.Name}
 	}
 	maps.Copy(set.Labels, setLabels(deploy, set))
 	v2.SyncInherited(deploy.Annotations, &set.Annotations)
