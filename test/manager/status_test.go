@@ -2,6 +2,7 @@ package manager
 
 import (
 	"net/http"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -115,8 +116,14 @@ var _ = Describe("honest status", func() {
 		Expect(allocatedIn(ns)).To(HaveLen(1))
 	})
 
-	It("moves the machine's set tag to the set that adopts its firewall", func() {
-		ns := newNamespace("adopt-tag")
+	It("moves the machine's set tag to the set that adopts its firewall, at once", func() {
+		// No running poll within the test: only the adoption itself can bring the tag along.
+		opts := testOptions()
+		opts.Firewall.RunningPoll = time.Hour
+		mgr, stop := startOwnManager("adopt-tag", opts)
+		DeferCleanup(stop)
+		ns := newOwnNamespace("adopt-tag", "adopt-tag", mgr)
+		own := mgr.GetClient() // the cache the controllers read
 		d := deployment(ns, "tagged", 1, metalsim.DefaultImage, noAgent)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 		fw := waitAvailable(d, 1)[0]
@@ -162,10 +169,13 @@ var _ = Describe("honest status", func() {
 			return k8sClient.Get(ctx, client.ObjectKeyFromObject(set), set) // NotFound ends the loop
 		}).Should(Succeed())
 		Eventually(func(g Gomega) {
-			g.Expect(setsIn(g, ns)).To(BeEmpty())
-			fws := firewallsIn(g, ns)
-			g.Expect(fws).To(HaveLen(1))
-			g.Expect(metav1.GetControllerOf(&fws[0])).To(BeNil())
+			var sets v2.FirewallSetList
+			g.Expect(own.List(ctx, &sets, client.InNamespace(ns))).To(Succeed())
+			g.Expect(sets.Items).To(BeEmpty())
+			var fws v2.FirewallList
+			g.Expect(own.List(ctx, &fws, client.InNamespace(ns))).To(Succeed())
+			g.Expect(fws.Items).To(HaveLen(1))
+			g.Expect(metav1.GetControllerOf(&fws.Items[0])).To(BeNil())
 		}).Should(Succeed())
 
 		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) { delete(d.Annotations, v2.PausedAnnotation) })
