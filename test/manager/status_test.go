@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -195,6 +196,51 @@ var _ = Describe("honest status", func() {
 		}).Should(Succeed())
 		Expect(allocatedIn(ns)).To(HaveLen(1))
 		Expect(countEvents(timeline(fw.Name), metalsim.TimelineAllocated)[fw.Name]).To(Equal(1), "no second machine")
+	})
+
+	It("gives a set brought back by a rollback its own progress deadline", func() {
+		const deadline = 20 // seconds
+		ns := newNamespace("rollback-deadline")
+		d := deployment(ns, "back", 1, metalsim.DefaultImage, noAgent)
+		d.Spec.RevisionHistoryLimit = ptr.To[int32](1)
+		d.Spec.ProgressDeadlineSeconds = ptr.To[int32](deadline)
+		Expect(k8sClient.Create(ctx, d)).To(Succeed())
+		waitAvailable(d, 1)
+		setImage(d, newImage)
+		var history v2.FirewallSet
+		Eventually(func(g Gomega) {
+			sets := setsIn(g, ns)
+			g.Expect(sets).To(HaveLen(2))
+			for _, s := range sets {
+				if s.Annotations[v2.RevisionAnnotation] == "0" {
+					history = s
+					g.Expect(s.Spec.Replicas).To(BeZero())
+				}
+			}
+			g.Expect(meta.FindStatusCondition(getDeployment(g, d).Status.Conditions, v2.ConditionProgressing).Reason).To(Equal(v2.ReasonNewFirewallSetAvailable))
+		}).Should(Succeed())
+		// The history set must be older than the deadline when it is brought back.
+		Eventually(func() time.Duration { return time.Since(history.CreationTimestamp.Time) }, 2*deadline*time.Second, time.Second).
+			Should(BeNumerically(">", (deadline+2)*time.Second))
+
+		updateDeployment(ctx, client.ObjectKeyFromObject(d), func(d *v2.FirewallDeployment) {
+			d.Annotations[v2.RollbackToRevisionAnnotation] = "0"
+		})
+		exceeded := ""
+		Eventually(func(g Gomega) {
+			got := getDeployment(g, d)
+			p := meta.FindStatusCondition(got.Status.Conditions, v2.ConditionProgressing)
+			if p != nil && p.Reason == v2.ReasonProgressDeadlineExceeded && exceeded == "" {
+				exceeded = p.Message
+			}
+			g.Expect(got.Spec.Template.Spec.Image).To(Equal(metalsim.DefaultImage))
+			g.Expect(p.Reason).To(Equal(v2.ReasonNewFirewallSetAvailable))
+			back := &v2.FirewallSet{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(&history), back)).To(Succeed())
+			g.Expect(back.Annotations[v2.RevisionAnnotation]).To(Equal("2"))
+			g.Expect(back.Status.ReadyReplicas).To(Equal(1))
+		}).Should(Succeed())
+		Expect(exceeded).To(BeEmpty(), "the deadline counts from the rollback, not from the set's creation")
 	})
 
 	It("names every missing userdata source in UserdataReady", func() {
