@@ -46,6 +46,10 @@ const (
 	// the spec and removes the annotation; the history set is then scaled up again instead of a
 	// new one created. Writing an old template into the spec by hand has the same effect.
 	RollbackToRevisionAnnotation = "firewall.metal-stack.io/rollback-to-revision"
+	// TargetSinceAnnotation on a FirewallSet (RFC 3339) records when a set that existed already
+	// became its deployment's target again (a rollback, or a change reverted during a roll): the
+	// progress deadline and the rollout duration count from then, not from its creation.
+	TargetSinceAnnotation = "firewall.metal-stack.io/target-since"
 )
 
 // Tags written to metal-api machines. The set tag keeps upstream's historic spelling

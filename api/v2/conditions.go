@@ -27,6 +27,11 @@ const (
 	ConditionProgressing = "Progressing"
 	// ConditionRBACProvisioned: the agent's ServiceAccount and Role exist.
 	ConditionRBACProvisioned = "RBACProvisioned"
+	// ConditionFirewallsCreated (set, deployment): every firewall has its machine. False with
+	// reason AllocationFailed carries the newest metal-api allocation error of the set's (the
+	// deployment's sets') firewalls, naming the firewall; reason Allocating while allocations
+	// are under way without an error.
+	ConditionFirewallsCreated = "FirewallsCreated"
 	// ConditionMaintained: the last maintenance step (image auto-update) went through; False
 	// says why not. A failed step is retried and never blocks a rollout.
 	ConditionMaintained = "Maintained"
@@ -37,6 +42,8 @@ const (
 	ReasonCreated                  = "Created"
 	ReasonNotCreated               = "NotCreated"
 	ReasonAllocating               = "Allocating"
+	ReasonAllocationFailed         = "AllocationFailed"
+	ReasonFirewallsCreated         = "FirewallsCreated"
 	ReasonMultipleFirewalls        = "MultipleFirewalls"
 	ReasonMachineVanished          = "MachineVanished"
 	ReasonReady                    = "Ready"

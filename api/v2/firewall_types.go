@@ -55,6 +55,7 @@ type Firewall struct {
 
 	// Distance is the BGP distance this firewall announces; the FirewallSet controller sets it.
 	// +optional
+	// +kubebuilder:default=0
 	Distance FirewallDistance `json:"distance"`
 }
 

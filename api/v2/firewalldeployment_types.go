@@ -29,6 +29,7 @@ const (
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
 // +kubebuilder:printcolumn:name="Up-to-date",type=integer,JSONPath=`.status.updatedReplicas`
+// +kubebuilder:printcolumn:name="Up-to-date-ready",type=integer,JSONPath=`.status.updatedReadyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Progressing",type=integer,JSONPath=`.status.progressingReplicas`
 // +kubebuilder:printcolumn:name="Unhealthy",type=integer,JSONPath=`.status.unhealthyReplicas`
 // +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
@@ -39,7 +40,10 @@ type FirewallDeployment struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   FirewallDeploymentSpec   `json:"spec"`
+	Spec FirewallDeploymentSpec `json:"spec"`
+	// Status is the observed state. It defaults to {} so that its counts read 0, not blank in
+	// the printer columns, before a controller first writes them.
+	// +kubebuilder:default={}
 	Status FirewallDeploymentStatus `json:"status,omitempty"`
 }
 
@@ -95,21 +99,34 @@ type FirewallDeploymentStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// TargetReplicas of the latest set.
 	// +optional
+	// +kubebuilder:default=0
 	TargetReplicas int `json:"targetReplicas"`
 	// ProgressingReplicas of the latest set.
 	// +optional
+	// +kubebuilder:default=0
 	ProgressingReplicas int `json:"progressingReplicas"`
-	// ReadyReplicas of the latest set.
+	// ReadyReplicas are ready firewalls across all sets of the deployment, the old ones of a
+	// rolling update included, as a Deployment counts the pods of all its ReplicaSets.
 	// +optional
+	// +kubebuilder:default=0
 	ReadyReplicas int `json:"readyReplicas"`
 	// UnhealthyReplicas of the latest set.
 	// +optional
+	// +kubebuilder:default=0
 	UnhealthyReplicas int `json:"unhealthyReplicas"`
 	// UpdatedReplicas are firewalls of the latest set (Palisade).
 	// +optional
+	// +kubebuilder:default=0
 	UpdatedReplicas int `json:"updatedReplicas"`
-	// AvailableReplicas are ready firewalls across all sets (Palisade).
+	// UpdatedReadyReplicas are ready firewalls of the latest set (Palisade): the rollout is done
+	// when they reach spec.replicas and no old set holds a firewall.
 	// +optional
+	// +kubebuilder:default=0
+	UpdatedReadyReplicas int `json:"updatedReadyReplicas"`
+	// AvailableReplicas are ready firewalls across all sets (Palisade); the same count as
+	// ReadyReplicas, as Palisade has no minReadySeconds.
+	// +optional
+	// +kubebuilder:default=0
 	AvailableReplicas int `json:"availableReplicas"`
 	// ObservedRevision is the revision of the latest set.
 	// +optional
@@ -117,7 +134,8 @@ type FirewallDeploymentStatus struct {
 	// Selector is the label selector in string form, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
-	// Conditions: Available, Progressing, RBACProvisioned, Paused.
+	// Conditions: Available, Progressing, FirewallsCreated, UserdataReady, RBACProvisioned,
+	// Maintained, Paused.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

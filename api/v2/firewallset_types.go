@@ -34,7 +34,10 @@ type FirewallSet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   FirewallSetSpec   `json:"spec"`
+	Spec FirewallSetSpec `json:"spec"`
+	// Status is the observed state. It defaults to {} so that its counts read 0, not blank in
+	// the printer columns, before a controller first writes them.
+	// +kubebuilder:default={}
 	Status FirewallSetStatus `json:"status,omitempty"`
 }
 
@@ -56,6 +59,7 @@ type FirewallSetSpec struct {
 	Template FirewallTemplateSpec `json:"template"`
 	// Distance of the most important firewall; others get +1 and +2.
 	// +optional
+	// +kubebuilder:default=0
 	Distance FirewallDistance `json:"distance"`
 }
 
@@ -66,15 +70,19 @@ type FirewallSetStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// TargetReplicas is the desired number of firewalls.
 	// +optional
+	// +kubebuilder:default=0
 	TargetReplicas int `json:"targetReplicas"`
 	// ProgressingReplicas are firewalls being created.
 	// +optional
+	// +kubebuilder:default=0
 	ProgressingReplicas int `json:"progressingReplicas"`
 	// ReadyReplicas are firewalls ready to carry traffic.
 	// +optional
+	// +kubebuilder:default=0
 	ReadyReplicas int `json:"readyReplicas"`
 	// UnhealthyReplicas are firewalls that failed or timed out.
 	// +optional
+	// +kubebuilder:default=0
 	UnhealthyReplicas int `json:"unhealthyReplicas"`
 	// ObservedRevision is the set's revision.
 	// +optional
@@ -82,7 +90,7 @@ type FirewallSetStatus struct {
 	// Selector is the label selector in string form, for the scale subresource.
 	// +optional
 	Selector string `json:"selector,omitempty"`
-	// Conditions: Ready, Paused.
+	// Conditions: Ready, FirewallsCreated, Paused.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -183,7 +185,7 @@ func (a UserdataAdapter) Render(ctx context.Context, namespace string, spec *v2.
 	res, err := a.Renderer.Render(ctx, namespace, spec)
 	if err != nil {
 		if m, ok := userdata.IsMissing(err); ok {
-			return "", "", &firewall.UserdataError{Reason: m.Reason, Message: m.Error()}
+			return "", "", &firewall.UserdataError{Reason: m.Reason, Message: missingMessage(err)}
 		}
 		if t, ok := userdata.IsTooLarge(err); ok {
 			return "", "", &firewall.UserdataError{Reason: v2.ReasonUserdataTooLarge, Message: t.Error()}
@@ -191,6 +193,33 @@ func (a UserdataAdapter) Render(ctx context.Context, namespace string, spec *v2.
 		return "", "", err
 	}
 	return res.Userdata, res.Hash, nil
+}
+
+// missingMessage names every missing Secret, ConfigMap and key in err (the renderer joins them,
+// first by path first), so that the condition lists all there is to create, not only the first.
+func missingMessage(err error) string {
+	var names []string
+	var walk func(error)
+	walk = func(err error) {
+		if m, ok := err.(*userdata.MissingError); ok {
+			names = append(names, m.Error())
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	names = slices.Compact(names)
+	if len(names) == 1 {
+		return names[0]
+	}
+	return fmt.Sprintf("%d sources missing: %s", len(names), strings.Join(names, "; "))
 }
 
 // References implements firewall.UserdataRenderer.

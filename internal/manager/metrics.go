@@ -33,7 +33,7 @@ func newMetrics(reader client.Reader) *metrics {
 			Buckets: prometheus.ExponentialBuckets(15, 2, 10),
 		}, []string{"namespace"}),
 		phase:  prometheus.NewDesc("palisade_firewalls", "Firewalls by namespace and phase.", []string{"namespace", "phase"}, nil),
-		ready:  prometheus.NewDesc("palisade_firewalldeployment_ready_replicas", "Ready firewalls of a deployment's latest set.", []string{"namespace", "name"}, nil),
+		ready:  prometheus.NewDesc("palisade_firewalldeployment_ready_replicas", "Ready firewalls of a deployment, across all its sets (the old ones during a roll included).", []string{"namespace", "name"}, nil),
 		target: prometheus.NewDesc("palisade_firewalldeployment_target_replicas", "Desired firewalls of a deployment.", []string{"namespace", "name"}, nil),
 		firewallCondition: prometheus.NewDesc("palisade_firewall_condition",
 			"A firewall's status conditions (value 1) by type, status and reason.", []string{"namespace", "name", "type", "status", "reason"}, nil),

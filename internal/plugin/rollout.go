@@ -97,8 +97,8 @@ func RolloutStatus(s Snapshot) Status {
 		headline = fmt.Sprintf("Waiting for firewall deployment %q to create its first firewall set...", name)
 	case d.Status.UpdatedReplicas < want:
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d out of %d new firewalls have been created...", name, d.Status.UpdatedReplicas, want)
-	case d.Status.ReadyReplicas < want:
-		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d of %d new firewalls are ready...", name, d.Status.ReadyReplicas, want)
+	case d.Status.UpdatedReadyReplicas < want:
+		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d of %d new firewalls are ready...", name, d.Status.UpdatedReadyReplicas, want)
 	case oldFirewalls > 0:
 		headline = fmt.Sprintf("Waiting for firewall deployment %q rollout to finish: %d old firewalls are pending termination...", name, oldFirewalls)
 	default:

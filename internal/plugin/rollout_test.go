@@ -105,26 +105,32 @@ func TestRolloutStatus(t *testing.T) {
 		{
 			name: "created but not ready",
 			snapshot: Snapshot{
-				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) { d.Status.UpdatedReplicas, d.Status.ReadyReplicas = 2, 1 }),
-				Sets:       []v2.FirewallSet{oldSet, newSet},
+				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) {
+					d.Status.UpdatedReplicas, d.Status.UpdatedReadyReplicas, d.Status.ReadyReplicas = 2, 1, 3
+				}),
+				Sets: []v2.FirewallSet{oldSet, newSet},
 			},
 			contains: []string{"1 of 2 new firewalls are ready"},
 		},
 		{
 			name: "old firewalls still being freed",
 			snapshot: Snapshot{
-				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) { d.Status.UpdatedReplicas, d.Status.ReadyReplicas = 2, 2 }),
-				Sets:       []v2.FirewallSet{oldSet, newSet},
-				Firewalls:  []v2.Firewall{firewall("old-1", oldSet, true)},
+				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) {
+					d.Status.UpdatedReplicas, d.Status.UpdatedReadyReplicas, d.Status.ReadyReplicas = 2, 2, 2
+				}),
+				Sets:      []v2.FirewallSet{oldSet, newSet},
+				Firewalls: []v2.Firewall{firewall("old-1", oldSet, true)},
 			},
 			contains: []string{"1 old firewalls are pending termination"},
 		},
 		{
 			name: "done: history sets without firewalls do not hold it up",
 			snapshot: Snapshot{
-				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) { d.Status.UpdatedReplicas, d.Status.ReadyReplicas = 2, 2 }),
-				Sets:       []v2.FirewallSet{oldSet, newSet},
-				Firewalls:  []v2.Firewall{firewall("new-1", newSet, true), firewall("new-2", newSet, true)},
+				Deployment: deployment(2, "b", func(d *v2.FirewallDeployment) {
+					d.Status.UpdatedReplicas, d.Status.UpdatedReadyReplicas, d.Status.ReadyReplicas = 2, 2, 2
+				}),
+				Sets:      []v2.FirewallSet{oldSet, newSet},
+				Firewalls: []v2.Firewall{firewall("new-1", newSet, true), firewall("new-2", newSet, true)},
 			},
 			done:     true,
 			contains: []string{"successfully rolled out"},

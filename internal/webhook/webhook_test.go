@@ -264,12 +264,12 @@ func TestStrategyChangesOnlyWhenConverged(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, u)).To(Succeed())
 	var d v2.FirewallDeployment
 	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), &d)).To(Succeed())
-	d.Status.TargetReplicas, d.Status.ReadyReplicas = 2, 1
+	d.Status.TargetReplicas, d.Status.UpdatedReadyReplicas = 2, 1
 	g.Expect(k8sClient.Status().Update(ctx, &d)).To(Succeed())
 
 	d.Spec.Strategy = v2.StrategyRecreate
 	err := k8sClient.Update(ctx, &d)
-	g.Expect(err).To(MatchError(ContainSubstring("spec.strategy: Forbidden: may only change when the deployment has converged (status.readyReplicas 1, status.targetReplicas 2)")))
+	g.Expect(err).To(MatchError(ContainSubstring("spec.strategy: Forbidden: may only change when the deployment has converged (status.updatedReadyReplicas 1, status.targetReplicas 2)")))
 
 	// Other changes are fine while the rollout runs; the template metadata stays mutable.
 	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(u), &d)).To(Succeed())
@@ -277,7 +277,7 @@ func TestStrategyChangesOnlyWhenConverged(t *testing.T) {
 	d.Spec.Template.ObjectMeta.Annotations = map[string]string{"note": "x"}
 	g.Expect(k8sClient.Update(ctx, &d)).To(Succeed())
 
-	d.Status.ReadyReplicas = 2
+	d.Status.UpdatedReadyReplicas = 2
 	g.Expect(k8sClient.Status().Update(ctx, &d)).To(Succeed())
 	d.Spec.Strategy = v2.StrategyRecreate
 	g.Expect(k8sClient.Update(ctx, &d)).To(Succeed())

@@ -74,12 +74,15 @@ func TestGardenerMigrationKeepsTheMachine(t *testing.T) {
 		g.Expect(s.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	}
 	g.Expect(source.Client.Create(ctx, decodeObject(g, gardenerDeployment))).To(Succeed())
-	var machineID, fwName string
+	var machineID, fwName, sourceSet string
 	g.Eventually(func(g Gomega) {
 		fws := firewalls(g, source.Client, ns)
 		g.Expect(fws).To(HaveLen(1))
 		g.Expect(fws[0].Status.Phase).To(Equal(v2.FirewallPhaseRunning))
-		machineID, fwName = fws[0].Status.MachineStatus.MachineID, fws[0].Name
+		machineID, fwName, sourceSet = fws[0].Status.MachineStatus.MachineID, fws[0].Name, metav1.GetControllerOf(&fws[0]).Name
+		m, ok := source.Sim.Machine(machineID)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(m.Tags).To(ContainElement(v2.SetTag + "=" + sourceSet))
 	}).Should(Succeed())
 	deployKey := client.ObjectKey{Namespace: ns, Name: "shoot-firewall"}
 
@@ -148,6 +151,18 @@ func TestGardenerMigrationKeepsTheMachine(t *testing.T) {
 		}
 	}
 	g.Expect(allocated).To(Equal(1), "no extra machine")
+
+	By(t, "the machine's set tag names the target's set that adopted it (issue 20)")
+	g.Eventually(func(g Gomega) {
+		fws := firewalls(g, target.Client, ns)
+		g.Expect(fws).To(HaveLen(1))
+		targetSet := metav1.GetControllerOf(&fws[0]).Name
+		g.Expect(targetSet).NotTo(Equal(sourceSet))
+		m, ok := source.Sim.Machine(machineID)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(m.Tags).To(ContainElement(v2.SetTag + "=" + targetSet))
+		g.Expect(m.Tags).NotTo(ContainElement(v2.SetTag + "=" + sourceSet))
+	}).Should(Succeed())
 }
 
 // releaseOrphanFinalizer does the garbage collector's part of an orphan delete, which envtest

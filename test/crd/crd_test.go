@@ -1,6 +1,7 @@
 package crd
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,8 +11,10 @@ import (
 	. "github.com/onsi/gomega"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -124,6 +127,45 @@ var _ = Describe("printer columns", func() {
 	)
 })
 
+// tableCells GETs one object as the API server's Table (what kubectl get prints) and returns
+// its cells by column name.
+func tableCells(resource, namespace, name string) map[string]any {
+	cs, err := kubernetes.NewForConfig(restCfg)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	raw, err := cs.CoreV1().RESTClient().Get().
+		AbsPath("apis", apiv2.GroupVersion.Group, apiv2.GroupVersion.Version, "namespaces", namespace, resource, name).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").
+		DoRaw(ctx)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	var table metav1.Table
+	ExpectWithOffset(1, json.Unmarshal(raw, &table)).To(Succeed())
+	ExpectWithOffset(1, table.Rows).To(HaveLen(1))
+	cells := map[string]any{}
+	for i, c := range table.ColumnDefinitions {
+		cells[c.Name] = table.Rows[0].Cells[i]
+	}
+	return cells
+}
+
+var _ = Describe("count columns", func() {
+	// A new object has no status until a controller writes one, and a controller's merge patch
+	// leaves out the counts that stayed 0: without defaults, kubectl would print them blank.
+	DescribeTable("print 0 before anything is ready, not blank",
+		func(doc, resource string, columns ...string) {
+			u := decode(doc)
+			u.SetName("columns-" + resource)
+			Expect(k8sClient.Create(ctx, u)).To(Succeed())
+			cells := tableCells(resource, u.GetNamespace(), u.GetName())
+			for _, c := range columns {
+				Expect(cells).To(HaveKeyWithValue(c, BeEquivalentTo(0)), "column %s", c)
+			}
+		},
+		Entry("firewall", validFirewallNoDistance, "firewalls", "Distance"),
+		Entry("set", validSet, "firewallsets", "Ready", "Progressing", "Unhealthy", "Distance"),
+		Entry("deployment", validDeployment, "firewalldeployments", "Ready", "Up-to-date", "Up-to-date-ready", "Progressing", "Unhealthy"),
+	)
+})
+
 var _ = Describe("scale subresource", func() {
 	It("scales a FirewallSet like a ReplicaSet", func() {
 		u := decode(validSet)
@@ -152,6 +194,19 @@ apiVersion: firewall.metal-stack.io/v2
 kind: Firewall
 metadata: {name: invalid-fw, namespace: default}
 distance: 0
+spec:
+  size: n1-medium-x86
+  image: firewall-ubuntu-3.0
+  partition: partition-a
+  project: p1
+  networks: [internet]
+`
+
+// validFirewallNoDistance leaves the distance out, as a hand-written manifest may.
+const validFirewallNoDistance = `
+apiVersion: firewall.metal-stack.io/v2
+kind: Firewall
+metadata: {name: no-distance, namespace: default}
 spec:
   size: n1-medium-x86
   image: firewall-ubuntu-3.0

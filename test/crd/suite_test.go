@@ -21,6 +21,7 @@ import (
 var (
 	env       *envtest.Environment
 	k8sClient client.Client
+	restCfg   *rest.Config
 	ctx       = context.Background()
 )
 
@@ -32,6 +33,7 @@ func TestCRDs(t *testing.T) {
 var _ = BeforeSuite(func() {
 	_, cfg, err := startEnv()
 	Expect(err).NotTo(HaveOccurred())
+	restCfg = cfg
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
 	for _, ns := range []string{"firewall", "shoot--proj--name"} {

@@ -190,6 +190,7 @@ var _ = Describe("revision history", func() {
 			for _, s := range sets {
 				if s.Name == history.Name {
 					g.Expect(s.Annotations[v2.RevisionAnnotation]).To(Equal("2"), "the history set is brought back")
+					g.Expect(s.Annotations).To(HaveKey(v2.TargetSinceAnnotation), "its progress deadline counts from the rollback, not its creation")
 					g.Expect(s.Status.ReadyReplicas).To(Equal(1))
 					g.Expect(s.Spec.Distance).To(Equal(v2.FirewallShortestDistance))
 				} else {

@@ -303,8 +303,10 @@ var _ = Describe("a FirewallDeployment under change and failure", func() {
 		}).Should(Succeed())
 		Consistently(func(g Gomega) {
 			got := getDeployment(g, d)
-			g.Expect(got.Status.ReadyReplicas).To(Equal(0), "the new set has no ready firewall")
-			g.Expect(got.Status.AvailableReplicas).To(Equal(1), "the old firewall still carries the traffic")
+			g.Expect(got.Status.UpdatedReadyReplicas).To(Equal(0), "the new set has no ready firewall")
+			g.Expect(got.Status.ReadyReplicas).To(Equal(1), "the old firewall carries the traffic and counts, as a Deployment counts its old ReplicaSet")
+			g.Expect(got.Status.AvailableReplicas).To(Equal(1))
+			g.Expect(got.Status.UpdatedReplicas).To(Equal(1))
 			g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, v2.ConditionProgressing)).To(BeTrue())
 			g.Expect(setsIn(g, ns)).To(HaveLen(2))
 			var fw v2.Firewall

@@ -156,6 +156,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 			predicate.AnnotationChangedPredicate{},
 			predicate.LabelChangedPredicate{},
 			agentReportChanged{},
+			controllerChanged{},
 		))).
 		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(true)))).
 		WatchesRawSource(refwatch.Source(r.references(mgr), refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.firewallsReferencing(false)))).
@@ -201,6 +202,21 @@ func (agentReportChanged) Update(e event.UpdateEvent) bool {
 	return !oc.Updated.Equal(&nc.Updated) || !oc.SeedUpdated.Equal(&nc.SeedUpdated) ||
 		oc.ActualDistance != nc.ActualDistance || oc.ObservedGeneration != nc.ObservedGeneration ||
 		oc.ActualVersion != nc.ActualVersion || fmt.Sprint(oc.RulesApplied) != fmt.Sprint(nc.RulesApplied)
+}
+
+// controllerChanged lets an adoption through (a new controlling set), so that the machine's set
+// tag follows at once instead of at the next poll.
+type controllerChanged struct{ predicate.Funcs }
+
+func (controllerChanged) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	o, n := metav1.GetControllerOf(e.ObjectOld), metav1.GetControllerOf(e.ObjectNew)
+	if o == nil || n == nil {
+		return o != n
+	}
+	return o.UID != n.UID
 }
 
 func (r *Reconciler) firewallsReferencing(secret bool) handler.MapFunc {

@@ -17,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
+	"github.com/palisade-fw/palisade/internal/controller/fwutil"
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
@@ -208,7 +209,8 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 			if cerr := r.allocationSettled(ctx, fw); cerr != nil {
 				return ctrl.Result{}, cerr
 			}
-			r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonNotCreated, fmt.Sprintf("metal-api allocation failed: %v", err))
+			// Its set and deployment show this message (FirewallsCreated): kept to one line.
+			r.setCondition(fw, v2.ConditionCreated, false, v2.ReasonAllocationFailed, "metal-api allocation failed: "+fwutil.SanitizeError(err.Error()))
 			return ctrl.Result{}, fmt.Errorf("allocating firewall: %w", err)
 		}
 		// No answer (timeout, lost connection, gateway timeout): metal-api may still be

@@ -155,6 +155,10 @@ func (r *Reconciler) rolloutSets(ctx context.Context, deploy *v2.FirewallDeploym
 			if mark {
 				s.Annotations[v2.PromotedAnnotation] = "true"
 			}
+			if s.Labels == nil {
+				s.Labels = map[string]string{}
+			}
+			maps.Copy(s.Labels, setLabels(deploy, s))
 		}); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -257,14 +261,17 @@ func (r *Reconciler) createSet(ctx context.Context, deploy *v2.FirewallDeploymen
 			Distance: a.Distance,
 		},
 	}
-	maps.Copy(set.Labels, deploy.Labels)
 	if set.Spec.Template.ObjectMeta.Labels == nil {
 		set.Spec.Template.ObjectMeta.Labels = map[string]string{}
 	}
 	set.Spec.Template.ObjectMeta.Labels[fwutil.DeploymentLabel] = deploy.Name
 	if len(set.Spec.Selector) == 0 {
-		set.Spec.Selector = maps.Clone(set.Spec.Template.ObjectMeta.Labels)
+		// The deployment label alone, the deployment's own default selector: the set's selector is
+		// immutable, so every label in it is frozen for the set's life, and the other template
+		// labels may follow the deployment in place. Sets are told apart by controller reference.
+		set.Spec.Selector = map[string]string{fwutil.DeploymentLabel: deploy.Name}
 	}
+	maps.Copy(set.Labels, setLabels(deploy, set))
 	v2.SyncInherited(deploy.Annotations, &set.Annotations)
 	if err := controllerutil.SetControllerReference(deploy, set, r.Client.Scheme()); err != nil {
 		return ctrl.Result{}, err
@@ -299,11 +306,13 @@ func (r *Reconciler) updateTarget(ctx context.Context, deploy *v2.FirewallDeploy
 	return r.patchSet(ctx, deploy, set, func(want *v2.FirewallSet) {
 		want.Spec.Replicas = a.Replicas
 		want.Spec.Distance = a.Distance
-		labels := want.Spec.Template.ObjectMeta.Labels
+		labels := targetTemplateLabels(deploy, set)
 		want.Spec.Template = *deploy.Spec.Template.DeepCopy()
-		want.Spec.Template.ObjectMeta.Labels = labels // keep the labels the selector was built from
+		want.Spec.Template.ObjectMeta.Labels = labels
 		if a.Revision != fwutil.Revision(set) {
 			want.Annotations[v2.RevisionAnnotation] = strconv.Itoa(a.Revision)
+			// Its progress deadline starts now: its creation may lie far back (a rollback).
+			want.Annotations[v2.TargetSinceAnnotation] = r.Now().UTC().Format(time.RFC3339)
 			r.event(deploy, corev1.EventTypeNormal, "Reactivated", "ScaleSet", "Set %s is the target again, as revision %d", set.Name, a.Revision)
 		}
 		if a.Demote {
@@ -329,6 +338,38 @@ func (r *Reconciler) promote(ctx context.Context, deploy *v2.FirewallDeployment,
 	return nil
 }
 
+// setLabels are the labels a set carries, so that `kubectl get fwset -l` finds it as it finds
+// the firewalls: the deployment's own labels, the set's template labels (for the target those
+// are the deployment's current ones) and the deployment label. They are added or overwritten,
+// never removed: a label dropped from the template stays on the existing sets. Sets are owned by
+// controller reference, so no label decides which deployment a set belongs to.
+func setLabels(deploy *v2.FirewallDeployment, set *v2.FirewallSet) map[string]string {
+	out := maps.Clone(deploy.Labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, set.Spec.Template.ObjectMeta.Labels)
+	out[fwutil.DeploymentLabel] = deploy.Name
+	return out
+}
+
+// targetTemplateLabels are the target's template labels: the deployment's template labels with
+// the deployment label and the set's (effective) selector on top, so that the immutable selector keeps
+// matching the firewalls while template label changes reach them in place.
+func targetTemplateLabels(deploy *v2.FirewallDeployment, set *v2.FirewallSet) map[string]string {
+	out := maps.Clone(deploy.Spec.Template.ObjectMeta.Labels)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[fwutil.DeploymentLabel] = deploy.Name
+	selector := set.Spec.Selector
+	if len(selector) == 0 {
+		selector = set.Spec.Template.ObjectMeta.Labels // the effective selector of a set without one
+	}
+	maps.Copy(out, selector)
+	return out
+}
+
 // patchSet applies mutate and the deployment's inherited annotations to a set, with optimistic
 // locking: a set changed meanwhile is read again on the next pass instead of overwritten.
 func (r *Reconciler) patchSet(ctx context.Context, deploy *v2.FirewallDeployment, set *v2.FirewallSet, mutate func(*v2.FirewallSet)) error {
@@ -338,7 +379,8 @@ func (r *Reconciler) patchSet(ctx context.Context, deploy *v2.FirewallDeployment
 	}
 	mutate(want)
 	v2.SyncInherited(deploy.Annotations, &want.Annotations)
-	if equality.Semantic.DeepEqual(want.Spec, set.Spec) && equality.Semantic.DeepEqual(want.Annotations, set.Annotations) {
+	if equality.Semantic.DeepEqual(want.Spec, set.Spec) && equality.Semantic.DeepEqual(want.Annotations, set.Annotations) &&
+		equality.Semantic.DeepEqual(want.Labels, set.Labels) {
 		return nil
 	}
 	if err := r.Client.Patch(ctx, want, client.MergeFromWithOptions(set, client.MergeFromWithOptimisticLock{})); err != nil {
@@ -367,7 +409,7 @@ func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.F
 		deadline = time.Duration(*deploy.Spec.ProgressDeadlineSeconds) * time.Second
 	}
 	if deadline > 0 {
-		if age := r.Now().Sub(latest.CreationTimestamp.Time); age > deadline {
+		if age := r.Now().Sub(progressStart(latest)); age > deadline {
 			setCondition(deploy, v2.ConditionProgressing, false, v2.ReasonProgressDeadlineExceeded, fmt.Sprintf("%s after %s", msg, deadline))
 			return ctrl.Result{}
 		} else {
@@ -390,8 +432,18 @@ func (r *Reconciler) waitForSet(deploy *v2.FirewallDeployment, latest *v2.Firewa
 	return result
 }
 
+// progressStart is when the set became its deployment's target: its creation, or when it was
+// brought back (TargetSinceAnnotation), whichever is later.
+func progressStart(set *v2.FirewallSet) time.Time {
+	start := set.CreationTimestamp.Time
+	if since, err := time.Parse(time.RFC3339, set.Annotations[v2.TargetSinceAnnotation]); err == nil && since.After(start) {
+		return since
+	}
+	return start
+}
+
 func (r *Reconciler) rolloutDone(deploy *v2.FirewallDeployment, latest *v2.FirewallSet) {
-	d := r.Now().Sub(latest.CreationTimestamp.Time)
+	d := r.Now().Sub(progressStart(latest))
 	r.event(deploy, corev1.EventTypeNormal, "RolloutComplete", "Rollout", "Set %s carries the traffic after %s", latest.Name, d.Round(time.Second))
 	if r.OnRolloutDone != nil {
 		r.OnRolloutDone(deploy.Namespace, deploy.Name, d)

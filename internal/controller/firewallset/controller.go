@@ -249,8 +249,13 @@ func (r *Reconciler) setStatus(set *v2.FirewallSet, owned []*v2.Firewall) {
 	status.Selector = labels.SelectorFromSet(Selector(set)).String()
 	ready := metav1.Condition{Type: v2.ConditionReady, Status: metav1.ConditionFalse, Reason: v2.ReasonNotReady, ObservedGeneration: set.Generation,
 		Message: fmt.Sprintf("%d of %d firewalls ready", status.ReadyReplicas, set.Spec.Replicas)}
+	created := fwutil.FirewallsCreated(owned)
+	created.ObservedGeneration = set.Generation
 	if status.ReadyReplicas >= set.Spec.Replicas {
 		ready.Status, ready.Reason = metav1.ConditionTrue, v2.ReasonReady
+	} else if created.Reason == v2.ReasonAllocationFailed {
+		ready.Message += "; " + created.Message // why, not only how many
 	}
 	meta.SetStatusCondition(&status.Conditions, ready)
+	meta.SetStatusCondition(&status.Conditions, created)
 }

@@ -71,10 +71,11 @@ func (v *FirewallDeploymentValidator) ValidateUpdate(_ context.Context, oldDeplo
 	if strategy(oldDeploy) != strategy(deploy) {
 		// The status of the stored object: a status change in the same request is ignored anyway.
 		st := oldDeploy.Status
-		if st.TargetReplicas != st.ReadyReplicas {
+		// updatedReadyReplicas: the latest set's ready firewalls (readyReplicas counts old sets too).
+		if st.TargetReplicas != st.UpdatedReadyReplicas {
 			errs = append(errs, field.Forbidden(spec.Child("strategy"), fmt.Sprintf(
-				"may only change when the deployment has converged (status.readyReplicas %d, status.targetReplicas %d); wait for the rollout to finish",
-				st.ReadyReplicas, st.TargetReplicas)))
+				"may only change when the deployment has converged (status.updatedReadyReplicas %d, status.targetReplicas %d); wait for the rollout to finish",
+				st.UpdatedReadyReplicas, st.TargetReplicas)))
 		}
 	}
 	return warnings, invalid(deploy.Name, "FirewallDeployment", errs)

@@ -216,17 +216,17 @@ func TestValidateUpdate(t *testing.T) {
 		g := NewWithT(t)
 		old := deployment()
 		old.Spec.Strategy = v2.StrategyRollingUpdate
-		old.Status.TargetReplicas, old.Status.ReadyReplicas = 2, 1
+		old.Status.TargetReplicas, old.Status.UpdatedReadyReplicas = 2, 1
 		changed := old.DeepCopy()
 		changed.Spec.Strategy = v2.StrategyRecreate
 		_, err := (&FirewallDeploymentValidator{}).ValidateUpdate(context.Background(), old, changed)
 		g.Expect(err).To(MatchError(ContainSubstring("spec.strategy: Forbidden: may only change when the deployment has converged")))
 
-		old.Status.ReadyReplicas = 2
+		old.Status.UpdatedReadyReplicas = 2
 		_, err = (&FirewallDeploymentValidator{}).ValidateUpdate(context.Background(), old, changed)
 		g.Expect(err).NotTo(HaveOccurred())
 
-		old.Status.ReadyReplicas, old.Spec.Strategy = 1, ""
+		old.Status.UpdatedReadyReplicas, old.Spec.Strategy = 1, ""
 		same := old.DeepCopy()
 		same.Spec.Strategy = v2.StrategyRollingUpdate
 		_, err = (&FirewallDeploymentValidator{}).ValidateUpdate(context.Background(), old, same)
