@@ -59,6 +59,8 @@ var gepmFlagAliases = []flagAlias{
 		return v + "/kubeconfig"
 	}},
 	{name: "shoot-token-secret-name", target: "workload-token-secret"},
+	// The shoot's ssh-keypair Secret: its public key defaults empty sshPublicKeys.
+	{name: "ssh-key-secret-name", target: "ssh-key-secret"},
 	// Published in Firewall.status.shootAccess.
 	{name: "shoot-api-url", target: "shoot-api-server-url"},
 	// Upstream's names of the metrics and health addresses (GEPM leaves them at their defaults).
@@ -68,14 +70,12 @@ var gepmFlagAliases = []flagAlias{
 
 // gepmIgnoredFlags parse but change nothing: Palisade reads the shoot token from the token
 // Secret itself (shoot-token-path), reaches the shoot through the generic kubeconfig's own
-// server (internal-shoot-api-url), has no per-manager reconcile interval (reconcile-interval)
-// and takes ssh keys from the FirewallDeployment only (ssh-key-secret-*).
+// server (internal-shoot-api-url) and has no per-manager reconcile interval (reconcile-interval).
+// (ssh-key-secret-namespace is a flag of cmd/manager: only the served namespace is accepted.)
 var gepmIgnoredFlags = map[string]string{
-	"internal-shoot-api-url":   "GEPM: in-seed shoot API server URL (accepted, unused)",
-	"shoot-token-path":         "GEPM: directory of the shoot token file (accepted, unused)",
-	"ssh-key-secret-name":      "GEPM: Secret with the firewall ssh key (accepted, unused)",
-	"ssh-key-secret-namespace": "GEPM: namespace of that Secret (accepted, unused)",
-	"reconcile-interval":       "upstream: periodic reconcile interval (accepted, unused)",
+	"internal-shoot-api-url": "GEPM: in-seed shoot API server URL (accepted, unused)",
+	"shoot-token-path":       "GEPM: directory of the shoot token file (accepted, unused)",
+	"reconcile-interval":     "upstream: periodic reconcile interval (accepted, unused)",
 }
 
 // gepmEnvAliases map upstream environment variables to Palisade's; Palisade's name wins.

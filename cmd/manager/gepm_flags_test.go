@@ -58,7 +58,7 @@ func TestManagerAcceptsGEPMArguments(t *testing.T) {
 func TestGEPMAliasesSetPalisadeFlags(t *testing.T) {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	registerGEPMAliases(fs)
-	var certDir, level, seedURL, shootURL, kubeconfigSecret, tokenSecret string
+	var certDir, level, seedURL, shootURL, kubeconfigSecret, tokenSecret, sshKeySecret string
 	var leader bool
 	fs.StringVar(&certDir, "webhook-cert-dir", "", "")
 	fs.StringVar(&level, "zap-log-level", "", "")
@@ -66,6 +66,7 @@ func TestGEPMAliasesSetPalisadeFlags(t *testing.T) {
 	fs.StringVar(&shootURL, "shoot-api-server-url", "", "")
 	fs.StringVar(&kubeconfigSecret, "workload-kubeconfig-secret", "", "")
 	fs.StringVar(&tokenSecret, "workload-token-secret", "", "")
+	fs.StringVar(&sshKeySecret, "ssh-key-secret", "", "")
 	fs.BoolVar(&leader, "leader-elect", false, "")
 	if err := fs.Parse(gepmArgs[:10]); err == nil {
 		t.Fatal("cluster-id is not defined on this flag set, parsing must fail") // sanity: unknown flags still fail
@@ -76,11 +77,12 @@ func TestGEPMAliasesSetPalisadeFlags(t *testing.T) {
 	}
 	for name, got := range map[string]string{
 		"webhook-cert-dir": certDir, "zap-log-level": level, "agent-api-server-url": seedURL, "shoot-api-server-url": shootURL,
-		"workload-kubeconfig-secret": kubeconfigSecret, "workload-token-secret": tokenSecret,
+		"workload-kubeconfig-secret": kubeconfigSecret, "workload-token-secret": tokenSecret, "ssh-key-secret": sshKeySecret,
 	} {
 		want := map[string]string{
 			"webhook-cert-dir": "/certs", "zap-log-level": "info", "agent-api-server-url": "https://api.seed.example", "shoot-api-server-url": "https://api.shoot.example",
 			"workload-kubeconfig-secret": "generic-token-kubeconfig-abc/kubeconfig", "workload-token-secret": "shoot-access-firewall-controller-manager",
+			"ssh-key-secret": "ssh-keypair-abc",
 		}[name]
 		if got != want {
 			t.Errorf("--%s = %q, want %q", name, got, want)
@@ -102,5 +104,22 @@ func TestGEPMEnvironmentAlias(t *testing.T) {
 	registerGEPMAliases(flag.NewFlagSet("y", flag.ContinueOnError))
 	if got := os.Getenv("METAL_API_HMAC"); got != "palisade" {
 		t.Errorf("METAL_API_HMAC = %q, Palisade's own variable must win", got)
+	}
+}
+
+// Palisade reads the ssh key Secret in each deployment's namespace: GEPM's
+// -ssh-key-secret-namespace is accepted only as the one served namespace.
+func TestSSHKeySecretNamespaceMustBeTheServedOne(t *testing.T) {
+	for args, want := range map[string]string{
+		"-namespace=shoot--p--n -ssh-key-secret-namespace=shoot--p--n": "--metal-api-url is required",
+		"-namespace=shoot--p--n -ssh-key-secret-namespace=garden":      "only the one --namespace is accepted",
+		"-ssh-key-secret-namespace=garden":                             "only the one --namespace is accepted",
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PALISADE_TEST_RUN_MAIN=1", "PALISADE_TEST_ARGS="+args+" -metal-api-url=")
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("%s: want %q in\n%s", args, want, out)
+		}
 	}
 }

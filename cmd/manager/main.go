@@ -54,6 +54,7 @@ func run() error {
 		endpoints                         manager.EndpointOptions
 		namespaces                        string
 		webhookNames                      webhookNames
+		sshKeyNamespace                   string
 	)
 	fs := flag.CommandLine
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint.")
@@ -87,6 +88,7 @@ func run() error {
 	fs.StringVar(&opts.Agent.APIServerURL, "agent-api-server-url", "", "API server URL written into generated agent kubeconfigs; it must be reachable from the firewalls (default: the manager's own).")
 	fs.StringVar(&agentCAFile, "agent-api-server-ca-file", "", "CA bundle written into generated agent kubeconfigs (default: the manager's own CA).")
 	fs.DurationVar(&opts.Agent.TokenTTL, "agent-token-ttl", 24*time.Hour, "Lifetime of generated agent tokens; they are rotated after two thirds of it (minimum 10m).")
+	fs.DurationVar(&opts.Agent.UpstreamTokenTTL, "upstream-agent-token-ttl", 365*24*time.Hour, "Lifetime of the tokens in the seed and shoot kubeconfigs of Gardener deployments in the upstream layout: the upstream firewall-controller reads them once, at boot (0: --agent-token-ttl; docs/integrations.md).")
 	fs.BoolVar(&opts.Monitors.Disabled, "disable-firewall-monitors", false, "Do not write FirewallMonitors into workload clusters.")
 	fs.StringVar(&opts.Monitors.DefaultKubeconfigSecret, "workload-kubeconfig-secret", "", "Secret (\"name\" or \"name/key\") in each firewall's namespace with the workload cluster kubeconfig, for firewalls without the "+v2.WorkloadKubeconfigAnnotation+" annotation (default: the manager's own cluster).")
 	fs.StringVar(&opts.Monitors.TokenSecret, "workload-token-secret", "", "Secret (key \"token\") in each firewall's namespace with the bearer token for the workload kubeconfig, for kubeconfigs that point at a token file (Gardener: shoot-access-firewall-controller-manager).")
@@ -94,6 +96,8 @@ func run() error {
 	fs.StringVar(&opts.Monitors.Namespace, "monitor-namespace", "firewall", "Namespace of the FirewallMonitors in the workload clusters.")
 	bindEndpointFlags(fs, &endpoints)
 	webhookNames.bindFlags(fs)
+	fs.StringVar(&opts.SSHKeySecret, "ssh-key-secret", "", "Secret in each deployment's namespace whose key id_rsa.pub becomes the ssh public key of deployments without sshPublicKeys (Gardener: the shoot's ssh-keypair Secret).")
+	fs.StringVar(&sshKeyNamespace, "ssh-key-secret-namespace", "", "GEPM: namespace of the --ssh-key-secret; Palisade reads it in each deployment's namespace, so only that of a single --namespace is accepted.")
 	fs.StringVar(&opts.Firewall.ShootAccess.APIServerURL, "shoot-api-server-url", "", "Workload API server URL the firewalls reach; with --workload-kubeconfig-secret it is published in status.shootAccess for the upstream firewall-controller (Gardener).")
 	showVersion := fs.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
@@ -105,6 +109,9 @@ func run() error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
+	if served := splitList(namespaces); sshKeyNamespace != "" && (len(served) != 1 || served[0] != sshKeyNamespace) {
+		return fmt.Errorf("--ssh-key-secret-namespace=%s: the ssh key Secret is read in each deployment's namespace; only the one --namespace is accepted", sshKeyNamespace)
+	}
 	if metalURL == "" {
 		return errors.New("--metal-api-url is required")
 	}

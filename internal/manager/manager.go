@@ -49,6 +49,10 @@ type Options struct {
 	Agent AgentAccessOptions
 	// Monitors configures the FirewallMonitors written into workload clusters.
 	Monitors MonitorOptions
+	// SSHKeySecret, when set, names the ssh key pair Secret (key id_rsa.pub) in each
+	// deployment's namespace that gives deployments without sshPublicKeys their key (GEPM's
+	// -ssh-key-secret-name). It is read by name through the reference cache.
+	SSHKeySecret string
 }
 
 // MonitorOptions configure the FirewallMonitors.
@@ -75,6 +79,9 @@ type AgentAccessOptions struct {
 	CAData []byte
 	// TokenTTL is the lifetime of the agent tokens; they are rotated after two thirds of it.
 	TokenTTL time.Duration
+	// UpstreamTokenTTL is the lifetime of the tokens of Gardener deployments in the upstream
+	// layout, whose firewall-controller never re-reads them; 0 means TokenTTL.
+	UpstreamTokenTTL time.Duration
 }
 
 // DefaultOptions are the production defaults.
@@ -140,6 +147,8 @@ func Setup(mgr ctrl.Manager, metalClient metal.Client, opts Options) error {
 		OnRolloutDone:    metrics.observeRollout,
 		AgentAccess:      access,
 		Images:           metalClient,
+		SSHKeySecret:     opts.SSHKeySecret,
+		Secrets:          refs,
 	}
 	// The workload clusters: FirewallMonitors, and the shoot kubeconfig of Gardener deployments.
 	registry := &workload.Registry{
@@ -267,5 +276,7 @@ func newAgentAccess(mgr ctrl.Manager, opts AgentAccessOptions) (*agentaccess.Age
 		APIServerURL: url,
 		CAData:       caData,
 		TokenTTL:     opts.TokenTTL,
+		// The upstream firewall-controller keeps the tokens of its allocation (docs/integrations.md).
+		UpstreamTokenTTL: opts.UpstreamTokenTTL,
 	}, nil
 }

@@ -20,7 +20,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +44,11 @@ const (
 	genericKubeconfigSecret = "generic-token-kubeconfig-a1b2c3d4"
 	shootTokenSecret        = "shoot-access-firewall-controller-manager"
 	sshKeypairSecret        = "ssh-keypair-a1b2c3d4"
+	// keypairPublicKey is the key pair Secret's public key: not the deployment's, which wins.
+	keypairPublicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkQ7yB2n4cQ0m1sV3hT9pWz8xLq5dFe6rGu0aJkBcDe shoot-keypair"
+	// infrastructureEgressIP is the SNAT IP of the Infrastructure's firewall egress rule, as
+	// GEPM's InfrastructureConfig carries it.
+	infrastructureEgressIP = "203.0.113.10"
 	// release is the chart release whose namespaced Role the manager runs with.
 	release = "gepm"
 	// metalHMAC is the simulator's Metal-Admin key, given as GEPM gives it (METAL_AUTH_HMAC).
@@ -102,6 +109,7 @@ func startSeed(t *testing.T, name string, shoot *shootCluster, simURL string) *s
 	env, err := testenv.New()
 	g.Expect(err).NotTo(HaveOccurred())
 	mutating, validating := gepmWebhookConfigurations(shootNamespace)
+	env.CRDs = gardenerExtensionCRDs()
 	env.WebhookInstallOptions = envtest.WebhookInstallOptions{
 		MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{mutating},
 		ValidatingWebhooks: []*admissionv1.ValidatingWebhookConfiguration{validating},
@@ -116,6 +124,7 @@ func startSeed(t *testing.T, name string, shoot *shootCluster, simURL string) *s
 	g.Expect(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: shootNamespace}})).To(Succeed())
 	serviceAccount := applyNamespacedRBAC(g, admin)
 	applyGardenerSecrets(g, admin, shoot)
+	applyGardenerExtensions(g, admin)
 
 	wio := &env.WebhookInstallOptions
 	args := gepmArguments(wio.LocalServingCertDir, s.server, shoot.server, simURL)
@@ -241,11 +250,58 @@ func applyGardenerSecrets(g Gomega, admin client.Client, shoot *shootCluster) {
 	for name, data := range map[string]map[string][]byte{
 		genericKubeconfigSecret: {"kubeconfig": raw},
 		shootTokenSecret:        {"token": []byte(shoot.token)},
-		sshKeypairSecret:        {"id_rsa.pub": []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGmDzCHhKa6r3e0Ji4JgHk3QK5sZP0H2vb3V8vZfQ4rB gardener")},
+		sshKeypairSecret:        {"id_rsa": []byte("never read"), "id_rsa.pub": []byte(keypairPublicKey + "\n")},
 		"cloudprovider":         {"metalAPIHMac": []byte(metalHMAC)},
 	} {
 		g.Expect(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: shootNamespace}, Data: data})).To(Succeed())
 	}
+}
+
+// gardenerExtensionCRDs are schemaless stand-ins for Gardener's Infrastructure and Extension
+// CRDs: only the fields the manager reads and writes matter.
+func gardenerExtensionCRDs() []*apiextensionsv1.CustomResourceDefinition {
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for kind, plural := range map[string]string{"Infrastructure": "infrastructures", "Extension": "extensions"} {
+		crds = append(crds, &apiextensionsv1.CustomResourceDefinition{
+			ObjectMeta: metav1.ObjectMeta{Name: plural + ".extensions.gardener.cloud"},
+			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+				Group: "extensions.gardener.cloud",
+				Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.TrimSuffix(plural, "s")},
+				Scope: apiextensionsv1.NamespaceScoped,
+				Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+					Name: "v1alpha1", Served: true, Storage: true,
+					Subresources: &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}},
+					Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+						Type: "object", XPreserveUnknownFields: ptr.To(true),
+					}},
+				}},
+			},
+		})
+	}
+	return crds
+}
+
+// gardenerObject is an Infrastructure or Extension of the shoot namespace.
+func gardenerObject(kind, name string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("extensions.gardener.cloud/v1alpha1")
+	u.SetKind(kind)
+	u.SetNamespace(shootNamespace)
+	u.SetName(name)
+	return u
+}
+
+// applyGardenerExtensions writes what Gardener keeps in the shoot namespace for the egress
+// CIDRs: the Infrastructure (named after the shoot) with its firewall egress rule, and the acl
+// Extension.
+func applyGardenerExtensions(g Gomega, admin client.Client) {
+	infra := gardenerObject("Infrastructure", "name")
+	infra.Object["spec"] = map[string]any{"type": "metal", "providerConfig": map[string]any{"firewall": map[string]any{
+		"egressRules": []any{map[string]any{"networkID": "internet", "ips": []any{infrastructureEgressIP}}}}}}
+	g.Expect(admin.Create(ctx, infra)).To(Succeed())
+	acl := gardenerObject("Extension", "acl")
+	acl.Object["spec"] = map[string]any{"type": "acl"}
+	g.Expect(admin.Create(ctx, acl)).To(Succeed())
 }
 
 // requestToken returns a token of sa, as the kubelet mounts one into the manager's pod.

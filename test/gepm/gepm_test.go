@@ -131,6 +131,15 @@ func TestGEPMEndToEnd(t *testing.T) {
 	g.Expect(seedKubeconfig).NotTo(BeEmpty())
 	g.Expect(shootKubeconfig).NotTo(BeEmpty())
 
+	By(t, "the deployment's own ssh key wins over the key pair Secret's (-ssh-key-secret-name defaults empty keys only)")
+	g.Expect(machine.Allocation.SSHPubKeys).To(Equal([]string{gepmSSHKey(g)}))
+	g.Expect(machine.Allocation.SSHPubKeys).NotTo(ContainElement(keypairPublicKey))
+
+	By(t, "the upstream firewall-controller reads its kubeconfigs once: their tokens live a year (--upstream-agent-token-ttl)")
+	for _, kubeconfig := range []string{seedKubeconfig, shootKubeconfig} {
+		g.Expect(time.Until(tokenExpiry(g, kubeconfig))).To(BeNumerically(">", 364*24*time.Hour))
+	}
+
 	By(t, "the seed kubeconfig works as the upstream firewall-controller uses it")
 	seedCfg := loadKubeconfig(g, seedKubeconfig, shootNamespace)
 	g.Expect(seedCfg.Host).To(Equal(source.server), "the server is -seed-api-url")
@@ -171,6 +180,24 @@ func TestGEPMEndToEnd(t *testing.T) {
 		return shootAgent.Update(ctx, &mon)
 	}).Should(Succeed(), "the firewall-controller reports into its monitor")
 	g.Expect(apierrors.IsForbidden(shootAgent.List(ctx, &corev1.SecretList{}))).To(BeTrue(), "no Secrets outside the firewall namespace")
+
+	By(t, "the egress CIDRs are published to the Infrastructure under the chart's namespaced Role, and acl is asked to reconcile")
+	var externalIP string
+	for _, n := range fw.Status.FirewallNetworks {
+		if n.NetworkType != nil && *n.NetworkType == metal.NetworkTypeExternal && len(n.IPs) > 0 {
+			externalIP = n.IPs[0]
+		}
+	}
+	g.Expect(externalIP).NotTo(BeEmpty())
+	g.Eventually(func(g Gomega) {
+		infra := gardenerObject("Infrastructure", "name")
+		g.Expect(source.admin.Get(ctx, client.ObjectKeyFromObject(infra), infra)).To(Succeed())
+		cidrs, _, _ := unstructured.NestedStringSlice(infra.Object, "status", "egressCIDRs")
+		g.Expect(cidrs).To(ConsistOf(externalIP+"/32", infrastructureEgressIP+"/32"))
+		acl := gardenerObject("Extension", "acl")
+		g.Expect(source.admin.Get(ctx, client.ObjectKeyFromObject(acl), acl)).To(Succeed())
+		g.Expect(acl.GetAnnotations()).To(HaveKeyWithValue("gardener.cloud/operation", "reconcile"))
+	}).Should(Succeed())
 
 	By(t, "metrics are served without TokenReview rights")
 	resp, err := http.Get("http://" + source.manager.metricsAddr + "/metrics") //nolint:noctx // test
@@ -262,7 +289,29 @@ func TestGEPMEndToEnd(t *testing.T) {
 		for _, token := range tokens {
 			g.Expect(string(logs)).NotTo(ContainSubstring(token))
 		}
+		g.Expect(string(logs)).NotTo(ContainSubstring("Publishing the egress CIDRs to Gardener failed"), "the Role grants what publishing needs")
 	}
+}
+
+// gepmSSHKey is the ssh key of the B3 deployment.
+func gepmSSHKey(g Gomega) string {
+	keys, _, err := unstructured.NestedStringSlice(decode(g).Object, "spec", "template", "spec", "sshPublicKeys")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(keys).To(HaveLen(1))
+	return keys[0]
+}
+
+// tokenExpiry is the exp claim of a kubeconfig's bearer token (a JWT; not verified here).
+func tokenExpiry(g Gomega, kubeconfig string) time.Time {
+	parts := strings.Split(tokenOf(g, kubeconfig), ".")
+	g.Expect(parts).To(HaveLen(3))
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	g.Expect(err).NotTo(HaveOccurred())
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	g.Expect(json.Unmarshal(payload, &claims)).To(Succeed())
+	return time.Unix(claims.Exp, 0)
 }
 
 func tokenOf(g Gomega, kubeconfig string) string {

@@ -60,7 +60,7 @@ func managerRBAC(t *testing.T, objs []*unstructured.Unstructured, skipRoles ...s
 
 // generatedRBAC reads config/rbac/role.yaml: the ClusterRole and the Roles of the placeholder
 // namespaces.
-func generatedRBAC(t *testing.T) (cluster, release, served []rbacv1.PolicyRule) {
+func generatedRBAC(t *testing.T) (cluster, release, served, shoot []rbacv1.PolicyRule) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "rbac", "role.yaml"))
 	if err != nil {
@@ -77,11 +77,27 @@ func generatedRBAC(t *testing.T) (cluster, release, served []rbacv1.PolicyRule) 
 			release = rules
 		case "served-namespace":
 			served = rules
+		case "shoot-namespace":
+			shoot = rules
 		default:
 			t.Errorf("config/rbac/role.yaml: Role in unexpected namespace %q", o.GetNamespace())
 		}
 	}
-	return cluster, release, served
+	return cluster, release, served, shoot
+}
+
+// shootRules are the shoot-namespace rules as the chart renders them for a Gardener shoot
+// namespace: the Infrastructure's by the shoot's name.
+func shootRules(shoot []rbacv1.PolicyRule, infrastructure string) []rbacv1.PolicyRule {
+	var out []rbacv1.PolicyRule
+	for _, r := range shoot {
+		r = *r.DeepCopy()
+		if slices.Contains(r.Resources, "infrastructures") || slices.Contains(r.Resources, "infrastructures/status") {
+			r.ResourceNames = []string{infrastructure}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // The acceptance of issue 14: whatever the values (cluster-wide mode aside, which is opt-in and
@@ -123,7 +139,10 @@ func TestNoClusterWideTokensOrSecretWrites(t *testing.T) {
 // The chart grants exactly what the markers generate: every generated rule reaches the
 // manager, in the scope the markers say, and nothing else does.
 func TestRBACMatchesGenerated(t *testing.T) {
-	cluster, release, served := generatedRBAC(t)
+	cluster, release, served, shoot := generatedRBAC(t)
+	if len(shoot) == 0 {
+		t.Fatal("config/rbac/role.yaml has no shoot-namespace rules")
+	}
 	webhookNames := []string{"palisade-mutating-webhook-configuration", "palisade-validating-webhook-configuration"}
 	grants := func(rules []rbacv1.PolicyRule) []string {
 		var out []string
@@ -152,10 +171,12 @@ func TestRBACMatchesGenerated(t *testing.T) {
 		}
 	}
 	cases := map[string]struct {
-		files               []string
-		wantCluster         []rbacv1.PolicyRule
-		wantServed          []rbacv1.PolicyRule
-		servedNamespaces    []string
+		files            []string
+		wantCluster      []rbacv1.PolicyRule
+		wantServed       []rbacv1.PolicyRule
+		servedNamespaces []string
+		// shootNamespaces are served namespaces named like Gardener's, with their Infrastructure.
+		shootNamespaces     map[string]string
 		wantNamespaceFlag   string
 		wantNoNamespaceFlag bool
 	}{
@@ -166,6 +187,12 @@ func TestRBACMatchesGenerated(t *testing.T) {
 		"namespaces": {
 			files: []string{"namespaces.yaml"}, wantCluster: clusterOnlyRules, wantServed: append(slices.Clone(namespaceable), served...),
 			servedNamespaces: []string{"tenant-a", "tenant-b"}, wantNamespaceFlag: "tenant-a,tenant-b",
+		},
+		"gardener": {
+			files: []string{"gardener.yaml"}, wantCluster: clusterOnlyRules, wantServed: append(slices.Clone(namespaceable), served...),
+			servedNamespaces:  []string{"shoot--proj--name", "shoot--proj--other--with-dashes", "shoot----no-project", "tenant-a"},
+			shootNamespaces:   map[string]string{"shoot--proj--name": "name", "shoot--proj--other--with-dashes": "other--with-dashes"},
+			wantNamespaceFlag: "shoot--proj--name,shoot--proj--other--with-dashes,shoot----no-project,tenant-a",
 		},
 		"cluster-wide": {
 			files: []string{"cluster-wide.yaml"}, wantCluster: append(slices.Clone(cluster), served...), wantNoNamespaceFlag: true,
@@ -194,6 +221,9 @@ func TestRBACMatchesGenerated(t *testing.T) {
 				var want []rbacv1.PolicyRule
 				if slices.Contains(tc.servedNamespaces, ns) {
 					want = append(want, tc.wantServed...)
+				}
+				if infrastructure, ok := tc.shootNamespaces[ns]; ok {
+					want = append(want, shootRules(shoot, infrastructure)...)
 				}
 				if ns == releaseNamespace {
 					want = append(want, release...)

@@ -31,6 +31,7 @@ var valueSets = map[string][]string{
 	"workload-and-agent":          {"workload-and-agent.yaml"},
 	"namespaces":                  {"namespaces.yaml"},
 	"cluster-wide":                {"cluster-wide.yaml"},
+	"gardener":                    {"gardener.yaml"},
 }
 
 func fromUnstructured[T any](t *testing.T, o *unstructured.Unstructured) *T {

@@ -47,6 +47,12 @@ var documented = map[string][]string{
 		"create rolebindings.rbac.authorization.k8s.io", "delete rolebindings.rbac.authorization.k8s.io", "get rolebindings.rbac.authorization.k8s.io", "list rolebindings.rbac.authorization.k8s.io",
 		"patch rolebindings.rbac.authorization.k8s.io", "update rolebindings.rbac.authorization.k8s.io", "watch rolebindings.rbac.authorization.k8s.io",
 	},
+	// Gardener's egress CIDRs, in served namespaces named shoot--<project>--<name> only; the chart
+	// names the Infrastructure (<name>) in each Role.
+	"shoot-namespace": {
+		"get infrastructures.extensions.gardener.cloud", "patch infrastructures/status.extensions.gardener.cloud",
+		"get extensions.extensions.gardener.cloud/acl", "update extensions.extensions.gardener.cloud/acl",
+	},
 }
 
 // ownAPI admits the manager's own kinds, with the verbs a controller needs and nothing exotic.

@@ -61,6 +61,7 @@ func run(m *testing.M) int {
 	var err error
 	stack, err = harness.Start(harness.Options{Webhooks: true, Simulator: &simCfg, Logger: logger, Manager: func(o *manager.Options) {
 		o.Firewall.ShootAccess = gardenerShootAccess // as GEPM's arguments configure it (docs/integrations.md)
+		o.SSHKeySecret = sshKeypairSecret            // -ssh-key-secret-name
 	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -130,7 +130,7 @@ namespace palisade-system (the manager's own namespace), "served" the rules of t
 placeholder namespace served-namespace (every namespace the manager serves).
 */}}
 {{- define "palisade.generatedRBAC" -}}
-{{- $out := dict "cluster" list "release" list "served" list }}
+{{- $out := dict "cluster" list "release" list "served" list "shoot" list }}
 {{- range $doc := regexSplit "(?m)^---\\s*$" (.Files.Get "files/rbac/role.yaml") -1 }}
 {{- if trim $doc }}
 {{- $obj := fromYaml $doc }}
@@ -140,6 +140,8 @@ placeholder namespace served-namespace (every namespace the manager serves).
 {{- $_ := set $out "release" $obj.rules }}
 {{- else if eq $obj.metadata.namespace "served-namespace" }}
 {{- $_ := set $out "served" $obj.rules }}
+{{- else if eq $obj.metadata.namespace "shoot-namespace" }}
+{{- $_ := set $out "shoot" $obj.rules }}
 {{- else }}
 {{- fail (printf "files/rbac/role.yaml: unexpected %s in namespace %q" $obj.kind $obj.metadata.namespace) }}
 {{- end }}

@@ -54,6 +54,11 @@ type Reconciler struct {
 	// References configures the Secret and ConfigMap watches (--namespace, the manager's
 	// reference cache); Rest defaults to the manager's.
 	References refwatch.Config
+	// SSHKeySecret, when set, names the ssh key pair Secret in each deployment's namespace whose
+	// public key a deployment without sshPublicKeys gets (GEPM's -ssh-key-secret-name).
+	SSHKeySecret string
+	// Secrets reads that Secret (the manager's reference cache); nil means Client.
+	Secrets client.Reader
 	// OnRolloutDone observes the duration of a finished rollout (metrics).
 	OnRolloutDone func(namespace, name string, d time.Duration)
 
@@ -96,7 +101,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		For(&v2.FirewallDeployment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Owns(&v2.FirewallSet{}).
-		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(true)))).
+		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencingSecret))).
 		WatchesRawSource(refwatch.Source(refs, refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false)))).
 		Watches(&v2.Firewall{}, handler.EnqueueRequestsFromMapFunc(r.deploymentOfFirewall), builder.WithPredicates(firewallEgressChanged{})).
 		WithOptions(options)
@@ -120,6 +125,12 @@ func (r *Reconciler) deploymentsInNamespace(ctx context.Context, obj client.Obje
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// deploymentsReferencingSecret maps a Secret to the deployments whose userdata reads it and,
+// for the ssh key pair Secret, to those that take their key from it.
+func (r *Reconciler) deploymentsReferencingSecret(ctx context.Context, obj client.Object) []reconcile.Request {
+	return append(r.deploymentsReferencing(true)(ctx, obj), r.deploymentsWithoutSSHKeys(ctx, obj)...)
 }
 
 func (r *Reconciler) deploymentsReferencing(secret bool) handler.MapFunc {
@@ -160,6 +171,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 			return ctrl.Result{}, client.IgnoreNotFound(r.Client.Status().Patch(ctx, deploy, client.MergeFrom(original)))
 		}
 		return r.reconcileDelete(ctx, deploy)
+	}
+	// Before the finalizer's write, which stores the default as upstream's webhook would.
+	if err := r.defaultSSHKeys(ctx, deploy); err != nil {
+		return ctrl.Result{}, err
 	}
 	if controllerutil.AddFinalizer(deploy, v2.FirewallDeploymentFinalizer) {
 		return ctrl.Result{Requeue: true}, r.Client.Update(ctx, deploy)

@@ -72,11 +72,16 @@ func egressCIDRs(firewalls []*v2.Firewall, egressRuleIPs []string) []string {
 	return slices.Compact(out)
 }
 
+// The egress CIDR publishing's rights, in the placeholder namespace "shoot-namespace": the chart grants them in each
+// served namespace named shoot--<project>--<name>, the Infrastructure's by its name <name>
+// (docs/security.md), never cluster-wide. Objects are read one by one (no list, no watch).
+// +kubebuilder:rbac:groups=extensions.gardener.cloud,namespace=shoot-namespace,resources=infrastructures,verbs=get
+// +kubebuilder:rbac:groups=extensions.gardener.cloud,namespace=shoot-namespace,resources=infrastructures/status,verbs=patch
+// +kubebuilder:rbac:groups=extensions.gardener.cloud,namespace=shoot-namespace,resources=extensions,resourceNames=acl,verbs=get;update
+
 // publishEgressCIDRs writes the egress CIDRs into the shoot's Infrastructure status when they
 // changed and pokes the acl Extension. Outside a shoot namespace, or without the Infrastructure
-// (or its CRD), it does nothing. The permissions (get infrastructures and extensions, patch
-// infrastructures/status, update extensions) come from GEPM's Role for the manager; Palisade's
-// own ClusterRole does not grant them.
+// (or its CRD), it does nothing.
 func (r *Reconciler) publishEgressCIDRs(ctx context.Context, deploy *v2.FirewallDeployment, sets []*v2.FirewallSet) error {
 	name := shootName(deploy.Namespace)
 	if name == "" {

@@ -41,6 +41,11 @@ type AgentAccess struct {
 	// TokenTTL is the requested token lifetime; 0 means DefaultTokenTTL, less than MinTokenTTL
 	// is raised to it.
 	TokenTTL time.Duration
+	// UpstreamTokenTTL, when set, is the lifetime of the tokens in the seed and shoot
+	// kubeconfigs of a Gardener deployment in the upstream layout (userdata.ShootKubeconfigSecret):
+	// the upstream firewall-controller reads them once, at boot, and never again, so a rotated
+	// token never reaches it (docs/integrations.md). Raised to MinTokenTTL like TokenTTL.
+	UpstreamTokenTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// ShootAccessSecrets are Secrets every agent may get besides those its userdata references:
@@ -112,7 +117,7 @@ func (a *AgentAccess) Ensure(ctx context.Context, deploy *v2.FirewallDeployment)
 func (a *AgentAccess) ensureSecret(ctx context.Context, deploy *v2.FirewallDeployment, sa *corev1.ServiceAccount, name string, keys []string, params kubeconfigParams) (time.Time, error) {
 	params.Secret, params.Key = name, keys[0]
 	request := func(ctx context.Context, now time.Time) (string, tokenState, error) {
-		return a.requestTokenWith(ctx, now, sa.Name, func(ctx context.Context, req *authenticationv1.TokenRequest) error {
+		return a.requestTokenWith(ctx, now, a.tokenTTLFor(deploy), sa.Name, func(ctx context.Context, req *authenticationv1.TokenRequest) error {
 			resp, err := a.Clientset.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, req, metav1.CreateOptions{})
 			if err == nil {
 				*req = *resp
@@ -189,8 +194,8 @@ func (a *AgentAccess) writeKubeconfig(ctx context.Context, deploy *v2.FirewallDe
 // requestTokenWith asks create (a TokenRequest on the agent's ServiceAccount, answered in
 // place) for a token with the default audiences. The API server may shorten the lifetime; the
 // returned expiry is used.
-func (a *AgentAccess) requestTokenWith(ctx context.Context, now time.Time, serviceAccount string, create func(context.Context, *authenticationv1.TokenRequest) error) (string, tokenState, error) {
-	seconds := int64(a.tokenTTL() / time.Second)
+func (a *AgentAccess) requestTokenWith(ctx context.Context, now time.Time, ttl time.Duration, serviceAccount string, create func(context.Context, *authenticationv1.TokenRequest) error) (string, tokenState, error) {
+	seconds := int64(ttl / time.Second)
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds}}
 	if err := create(ctx, req); err != nil {
 		return "", tokenState{}, fmt.Errorf("requesting a token for ServiceAccount %q: %w", serviceAccount, err)
@@ -198,7 +203,7 @@ func (a *AgentAccess) requestTokenWith(ctx context.Context, now time.Time, servi
 	// RFC3339 annotations have second precision; truncating keeps state and annotations equal.
 	state := tokenState{issued: now.Truncate(time.Second), expiry: req.Status.ExpirationTimestamp.Time}
 	if !state.expiry.After(state.issued) {
-		state.expiry = state.issued.Add(a.tokenTTL())
+		state.expiry = state.issued.Add(ttl)
 	}
 	return req.Status.Token, state, nil
 }
@@ -238,6 +243,16 @@ func secretKeys(refs []v2.UserdataSecretRef) map[string][]string {
 
 func (a *AgentAccess) tokenTTL() time.Duration {
 	return max(cmp.Or(a.TokenTTL, DefaultTokenTTL), MinTokenTTL)
+}
+
+// tokenTTLFor is the lifetime of deploy's tokens: UpstreamTokenTTL for a Gardener deployment
+// in the upstream layout, whose firewall-controller never re-reads its kubeconfigs; TokenTTL
+// for every other one.
+func (a *AgentAccess) tokenTTLFor(deploy *v2.FirewallDeployment) time.Duration {
+	if _, upstream := userdata.ShootKubeconfigSecret(deploy); upstream && a.UpstreamTokenTTL > 0 {
+		return max(a.UpstreamTokenTTL, MinTokenTTL)
+	}
+	return a.tokenTTL()
 }
 
 func (a *AgentAccess) now() time.Time {

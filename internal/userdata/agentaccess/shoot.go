@@ -111,7 +111,7 @@ func (a *AgentAccess) ensureShootKubeconfig(ctx context.Context, deploy *v2.Fire
 		User:             userName(shoot.Namespace, sa.Name),
 	}
 	request := func(ctx context.Context, now time.Time) (string, tokenState, error) {
-		return a.requestTokenWith(ctx, now, sa.Name, func(ctx context.Context, req *authenticationv1.TokenRequest) error {
+		return a.requestTokenWith(ctx, now, a.tokenTTLFor(deploy), sa.Name, func(ctx context.Context, req *authenticationv1.TokenRequest) error {
 			return shoot.Client.SubResource("token").Create(ctx, sa, req)
 		})
 	}

@@ -228,3 +228,50 @@ func TestShootKubeconfigRefreshAndOwnership(t *testing.T) {
 		t.Errorf("a second seed namespace's deployment of the same name took over the shoot identity: %v", err)
 	}
 }
+
+// The upstream firewall-controller reads its two kubeconfigs once, at boot: a Gardener
+// deployment in the upstream layout gets tokens of UpstreamTokenTTL (the API server's answer
+// is what the Secret records), every other deployment keeps TokenTTL.
+func TestUpstreamLayoutTokensLiveLonger(t *testing.T) {
+	ctx := context.Background()
+	_, shoot := startShoot(t)
+	ns := createNamespace(t, ctx)
+	gardener := gardenerDeployment(ns)
+	plain := deployment(ns, "plain", generatedRef("/etc/firewall-controller/seed.yaml", "plain-kubeconfig"))
+	mustCreate(t, ctx, gardener, plain)
+	c := &clock{t: time.Now()}
+	access := newAccess(c) // TokenTTL one hour
+	access.UpstreamTokenTTL = 30 * 24 * time.Hour
+	access.Shoot = func(context.Context, *v2.FirewallDeployment) (*ShootCluster, error) { return shoot, nil }
+
+	next, err := access.Ensure(ctx, gardener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next < 19*24*time.Hour {
+		t.Errorf("next refresh of the upstream-layout tokens in %v, want about two thirds of 30 days", next)
+	}
+	if _, err := access.Ensure(ctx, plain); err != nil {
+		t.Fatal(err)
+	}
+	lifetime := func(name string) time.Duration {
+		t.Helper()
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+			t.Fatal(err)
+		}
+		expiry, err := time.Parse(time.RFC3339, s.Annotations[userdata.TokenExpiryAnnotation])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Until(expiry)
+	}
+	for _, name := range []string{userdata.UpstreamSeedAccessPrefix + gardener.Name, userdata.UpstreamShootAccessPrefix + gardener.Name} {
+		if got := lifetime(name); got < 29*24*time.Hour || got > 31*24*time.Hour {
+			t.Errorf("Secret %s: token valid for %v, want 30 days", name, got)
+		}
+	}
+	if got := lifetime("plain-kubeconfig"); got > 2*time.Hour {
+		t.Errorf("a deployment outside the upstream layout got a token valid for %v, want TokenTTL (1h)", got)
+	}
+}
