@@ -93,6 +93,13 @@ func TestForwardChainAndSetsDoNotGrow(t *testing.T) {
 		t.Errorf("forward rules %d -> %d, sets %d -> %d: must not depend on the input size",
 			small.ForwardRules, large.ForwardRules, small.Sets, large.Sets)
 	}
+	// The numbers themselves: 4 fixed rules, per family one rule per shard of the two CWNP
+	// maps with ports (ruleset.MapShards each) and 4 more maps, the drop rule; per family 3
+	// address sets, the shards, 2 CWNP maps without ports and 2 service maps.
+	wantRules, wantSets := 4+2*(2*ruleset.MapShards+4)+1, 2*(3+2*ruleset.MapShards+4)
+	if large.ForwardRules != wantRules || large.Sets != wantSets {
+		t.Errorf("forward rules %d, sets %d; want %d and %d", large.ForwardRules, large.Sets, wantRules, wantSets)
+	}
 	// CIDRs and objects end up as elements (adjacent CIDRs of one policy share one).
 	if large.Elements <= small.Elements || large.Elements < 200*3 {
 		t.Errorf("only %d elements for 200 policies with 2000 CIDRs", large.Elements)
