@@ -98,7 +98,7 @@ func TestFQDNObjects(t *testing.T) {
 			t.Errorf("%s without toFQDNs rules", c.Name)
 		}
 	}
-	if got := plain.Stats().ForwardRules; got != 4+2*(2*ruleset.MapShards+4)+1 {
+	if got := plain.Stats().ForwardRules; got != 17 {
 		t.Errorf("forward rules without toFQDNs: %d", got)
 	}
 }

@@ -20,7 +20,8 @@ const (
 	ChainRateLimit   = "ratelimit"   // polices traffic per network
 )
 
-// Set and map names; every one exists once per address family (suffix _v4, _v6).
+// Set and map names; every one exists once per address family (suffix _v4, _v6). The
+// CWNP maps with ports exist as MapShards shards each (ShardName, shard.go).
 const (
 	SetCluster     = "cluster"          // prefixes of the cluster behind the firewall
 	SetInternal    = "internal"         // prefixes counted as internal traffic
@@ -191,6 +192,9 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 	}
 	r := &Ruleset{Table: opts.Table}
 	r.Chains = append(r.Chains, forwardChain(), postroutingChain(fw), accountingChain(), rateLimitChain(fw))
+	for _, f := range families {
+		r.Chains = append(r.Chains, shardChain(MapEgress+f.suffix, f.ip+" daddr"), shardChain(MapIngress+f.suffix, f.ip+" saddr"))
+	}
 	r.Chains = append(r.Chains, pol.chains...)
 	r.Chains = append(r.Chains, svc.chains...)
 	lb := lbIPs(services)
@@ -234,16 +238,12 @@ func forwardChain() Chain {
 	// cluster side and never starts in the cluster: an ingress rule cannot open egress.
 	for _, f := range families {
 		cluster, notCluster := fmt.Sprintf("%s saddr @%s%s", f.ip, SetCluster, f.suffix), fmt.Sprintf("%s saddr != @%s%s", f.ip, SetCluster, f.suffix)
-		// One rule per shard: a packet matches at most one element of all shards together
-		// (they are the parts of one resolved map), so the order of the shards is immaterial.
-		for i := range MapShards {
-			c.Rules = append(c.Rules, fmt.Sprintf("%s %s daddr . meta l4proto . th dport vmap @%s", cluster, f.ip, ShardName(MapEgress+f.suffix, i)))
-		}
-		c.Rules = append(c.Rules, fmt.Sprintf("%s %s daddr vmap @%s%s", cluster, f.ip, MapEgressAll, f.suffix))
-		for i := range MapShards {
-			c.Rules = append(c.Rules, fmt.Sprintf("%s daddr @%s%s %s %s saddr . meta l4proto . th dport vmap @%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, ShardName(MapIngress+f.suffix, i)))
-		}
+		// The shards of a CWNP map are looked up in a chain of their own (shardChain),
+		// entered once per packet.
 		c.Rules = append(c.Rules,
+			fmt.Sprintf("%s jump %s", cluster, shardChainName(MapEgress+f.suffix)),
+			fmt.Sprintf("%s %s daddr vmap @%s%s", cluster, f.ip, MapEgressAll, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s jump %s", f.ip, SetIngressDest, f.suffix, notCluster, shardChainName(MapIngress+f.suffix)),
 			fmt.Sprintf("%s daddr @%s%s %s %s saddr vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngressAll, f.suffix),
 			fmt.Sprintf("%s %s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", notCluster, f.ip, f.ip, MapServices, f.suffix),
 			fmt.Sprintf("%s daddr @%s%s %s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, notCluster, f.ip, MapNodePorts, f.suffix),

@@ -14,15 +14,35 @@ import (
 // owning policy's chain: a policy's elements all live in one shard, so a change of one
 // policy touches only that shard. The elements are resolved over the whole map before they
 // are split, so they are disjoint across all shards and a packet matches at most one of
-// them: one forward rule per shard, in any order, decides as the single map did.
+// them: one rule per shard (in a chain the forward chain jumps to, see shardChain) decides as
+// the single map did.
 
 // MapShards is how many kernel maps each CWNP map with ports is split into. It is fixed,
-// independent of the input, so the forward chain does not grow with the policies.
-const MapShards = 8
+// independent of the input, so the chains do not grow with the policies. Every shard costs
+// a new flow one more lookup: 4 shards took a one-CIDR change's commit from about 29 to
+// 19 ms and cost a dropped first packet about 0.4 us; 8 shards gained 1-3 ms more for twice
+// that (docs/benchmarks.md).
+const MapShards = 4
 
 // ShardName is the name of shard i of map (a CWNP map with ports, family suffix included),
 // e.g. cwnp_egress_v4_3.
 func ShardName(mapName string, i int) string { return fmt.Sprintf("%s_%d", mapName, i) }
+
+// shardChainName is the chain that looks up the shards of map: the map's name without
+// the cwnp_ prefix (egress_v4), so it cannot be taken for a policy's chain (cwnp-...).
+func shardChainName(mapName string) string { return strings.TrimPrefix(mapName, "cwnp_") }
+
+// shardChain looks a packet up in every shard of map (key: the address field, then protocol
+// and port). A packet matches at most one element of all shards together (they are the
+// parts of one resolved map), so the order of the shards is immaterial; a match goes to
+// the policy's chain, no match returns to the forward chain.
+func shardChain(mapName, addr string) Chain {
+	c := Chain{Name: shardChainName(mapName)}
+	for i := range MapShards {
+		c.Rules = append(c.Rules, fmt.Sprintf("%s . meta l4proto . th dport vmap @%s", addr, ShardName(mapName, i)))
+	}
+	return c
+}
 
 // shardedMaps are the names of the maps that are split, per family.
 var shardedMaps = func() map[string]string {
