@@ -16,7 +16,7 @@ type Applier interface {
 }
 
 // ApplyMetrics measures every apply: its duration, failures, the last success, and the
-// size of every set and map of the applied ruleset.
+// size of every set and map of the applied ruleset (a sharded CWNP map counted as one).
 type ApplyMetrics struct {
 	duration    prometheus.Histogram
 	failures    prometheus.Counter
@@ -67,8 +67,13 @@ func (w measured) Apply(ctx context.Context, desired *ruleset.Ruleset) (nft.Resu
 	}
 	w.m.lastSuccess.SetToCurrentTime()
 	w.m.setElements.Reset()
+	// Per map as the user knows it: the shards of a CWNP map are summed.
+	perMap := map[string]int{}
 	for _, s := range desired.Sets {
-		w.m.setElements.WithLabelValues(s.Name).Set(float64(len(s.Elements)))
+		perMap[ruleset.LogicalMap(s.Name)] += len(s.Elements)
+	}
+	for name, n := range perMap {
+		w.m.setElements.WithLabelValues(name).Set(float64(n))
 	}
 	return res, nil
 }

@@ -21,6 +21,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	large, svcInputs := fixture.Large(60, 600, 20)
 	services, _ := model.ComposeServices(fw, svcInputs)
 	base := append(fixture.Policies(), large...)
+	var usedShards map[string]bool
 	for seed := range uint64(8) {
 		rng := rand.New(rand.NewPCG(seed, 15))
 		pols := clonePolicies(base)
@@ -45,6 +46,39 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			if !got.Equal(want) {
 				t.Fatalf("seed %d step %d: incremental render differs from the full one:\n%s", seed, step, firstDifference(got, want))
 			}
+			checkShards(t, got, &usedShards)
+		}
+	}
+	// The changes must have gone through more than one shard of a map, or the comparison
+	// says nothing about sharding.
+	if len(usedShards) < ruleset.MapShards {
+		t.Errorf("only %d shards of cwnp_egress_v4 ever held elements: %v", len(usedShards), usedShards)
+	}
+}
+
+// checkShards checks the sharding of a render: every policy's elements of a CWNP map are in
+// one shard (a change of one policy touches one shard), and it notes which shards of
+// cwnp_egress_v4 hold elements.
+func checkShards(t *testing.T, r *ruleset.Ruleset, used *map[string]bool) {
+	t.Helper()
+	if *used == nil {
+		*used = map[string]bool{}
+	}
+	shardOf := map[string]string{} // "map owner" -> shard
+	for _, s := range r.Sets {
+		logical := ruleset.LogicalMap(s.Name)
+		if logical == s.Name {
+			continue
+		}
+		for _, e := range s.Elements {
+			k := logical + " " + e.Value
+			if prev, ok := shardOf[k]; ok && prev != s.Name {
+				t.Fatalf("%s has elements in %s and %s", k, prev, s.Name)
+			}
+			shardOf[k] = s.Name
+		}
+		if logical == ruleset.MapEgress+"_v4" && len(s.Elements) > 0 {
+			(*used)[s.Name] = true
 		}
 	}
 }

@@ -20,7 +20,8 @@ const (
 	ChainRateLimit   = "ratelimit"   // polices traffic per network
 )
 
-// Set and map names; every one exists once per address family (suffix _v4, _v6).
+// Set and map names; every one exists once per address family (suffix _v4, _v6). The
+// CWNP maps with ports exist as MapShards shards each (ShardName, shard.go).
 const (
 	SetCluster     = "cluster"          // prefixes of the cluster behind the firewall
 	SetInternal    = "internal"         // prefixes counted as internal traffic
@@ -102,6 +103,9 @@ type objectPart struct {
 	chains   []Chain
 	counters []Counter
 	maps     [2][2]Set // [family][which]
+	// shards are the policies' maps with ports (egress, ingress), each split into
+	// MapShards kernel maps (see shardMap); services use maps instead.
+	shards [2][2][]Set
 	// allMaps are the policies' maps for rules without ports (every protocol and port).
 	allMaps [2][2]Set
 	// fqdnChain and fqdnSets are the toFQDNs rules (policies only; see fqdn.go).
@@ -148,10 +152,10 @@ func renderPolicies(policies []model.Policy, logAccepted bool, caches *policyCac
 	var wg sync.WaitGroup
 	for fi, f := range families {
 		wg.Go(func() {
-			part.maps[fi][0] = policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, names, egress, caches, mapCaches(fi, 0))
+			part.shards[fi][0] = shardMap(policyMap(MapEgress+f.suffix, "CWNP egress: destination, protocol, port", f, policies, names, egress, caches, mapCaches(fi, 0)))
 		})
 		wg.Go(func() {
-			part.maps[fi][1] = policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, ingress, caches, mapCaches(fi, 1))
+			part.shards[fi][1] = shardMap(policyMap(MapIngress+f.suffix, "CWNP ingress: source, protocol, port", f, policies, names, ingress, caches, mapCaches(fi, 1)))
 		})
 		wg.Go(func() {
 			part.allMaps[fi][0] = allPortsMap(MapEgressAll+f.suffix, "CWNP egress without ports: destination", f, policies, names, egress)
@@ -188,6 +192,9 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 	}
 	r := &Ruleset{Table: opts.Table}
 	r.Chains = append(r.Chains, forwardChain(), postroutingChain(fw), accountingChain(), rateLimitChain(fw))
+	for _, f := range families {
+		r.Chains = append(r.Chains, shardChain(MapEgress+f.suffix, f.ip+" daddr"), shardChain(MapIngress+f.suffix, f.ip+" saddr"))
+	}
 	r.Chains = append(r.Chains, pol.chains...)
 	r.Chains = append(r.Chains, svc.chains...)
 	lb := lbIPs(services)
@@ -196,8 +203,10 @@ func assemble(opts Options, fw model.Firewall, services []model.Service, pol, sv
 			addressSet(SetCluster+f.suffix, "cluster prefixes", f, fw.ClusterPrefixes, nil),
 			addressSet(SetInternal+f.suffix, "internal prefixes", f, fw.InternalPrefixes, nil),
 			addressSet(SetIngressDest+f.suffix, "cluster prefixes and load-balancer IPs", f, fw.ClusterPrefixes, lb),
-			pol.maps[fi][0], pol.maps[fi][1], pol.allMaps[fi][0], pol.allMaps[fi][1], svc.maps[fi][0], svc.maps[fi][1],
 		)
+		r.Sets = append(r.Sets, pol.shards[fi][0]...)
+		r.Sets = append(r.Sets, pol.shards[fi][1]...)
+		r.Sets = append(r.Sets, pol.allMaps[fi][0], pol.allMaps[fi][1], svc.maps[fi][0], svc.maps[fi][1])
 	}
 	r.Counters = append(r.Counters, pol.counters...)
 	r.Counters = append(r.Counters, svc.counters...)
@@ -229,10 +238,12 @@ func forwardChain() Chain {
 	// cluster side and never starts in the cluster: an ingress rule cannot open egress.
 	for _, f := range families {
 		cluster, notCluster := fmt.Sprintf("%s saddr @%s%s", f.ip, SetCluster, f.suffix), fmt.Sprintf("%s saddr != @%s%s", f.ip, SetCluster, f.suffix)
+		// The shards of a CWNP map are looked up in a chain of their own (shardChain),
+		// entered once per packet.
 		c.Rules = append(c.Rules,
-			fmt.Sprintf("%s %s daddr . meta l4proto . th dport vmap @%s%s", cluster, f.ip, MapEgress, f.suffix),
+			fmt.Sprintf("%s jump %s", cluster, shardChainName(MapEgress+f.suffix)),
 			fmt.Sprintf("%s %s daddr vmap @%s%s", cluster, f.ip, MapEgressAll, f.suffix),
-			fmt.Sprintf("%s daddr @%s%s %s %s saddr . meta l4proto . th dport vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngress, f.suffix),
+			fmt.Sprintf("%s daddr @%s%s %s jump %s", f.ip, SetIngressDest, f.suffix, notCluster, shardChainName(MapIngress+f.suffix)),
 			fmt.Sprintf("%s daddr @%s%s %s %s saddr vmap @%s%s", f.ip, SetIngressDest, f.suffix, notCluster, f.ip, MapIngressAll, f.suffix),
 			fmt.Sprintf("%s %s daddr . meta l4proto . th dport . %s saddr vmap @%s%s", notCluster, f.ip, f.ip, MapServices, f.suffix),
 			fmt.Sprintf("%s daddr @%s%s %s meta l4proto . th dport . %s saddr vmap @%s%s", f.ip, SetCluster, f.suffix, notCluster, f.ip, MapNodePorts, f.suffix),

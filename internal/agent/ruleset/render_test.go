@@ -93,6 +93,27 @@ func TestForwardChainAndSetsDoNotGrow(t *testing.T) {
 		t.Errorf("forward rules %d -> %d, sets %d -> %d: must not depend on the input size",
 			small.ForwardRules, large.ForwardRules, small.Sets, large.Sets)
 	}
+	// The numbers themselves: 4 fixed rules, per family 6 (a jump into the shard chain of
+	// each of the two CWNP maps with ports, the 2 CWNP maps without ports, the 2 service
+	// maps), the drop rule; per family 3 address sets, the shards (ruleset.MapShards per
+	// CWNP map with ports), 2 CWNP maps without ports and 2 service maps. Each shard chain
+	// has one rule per shard.
+	wantRules, wantSets := 4+2*6+1, 2*(3+2*ruleset.MapShards+4)
+	if large.ForwardRules != wantRules || large.Sets != wantSets {
+		t.Errorf("forward rules %d, sets %d; want %d and %d", large.ForwardRules, large.Sets, wantRules, wantSets)
+	}
+	shardChains := 0
+	for _, c := range ruleset.Render(snap, ruleset.Options{}).Chains {
+		if strings.HasPrefix(c.Name, "egress_") || strings.HasPrefix(c.Name, "ingress_") {
+			shardChains++
+			if len(c.Rules) != ruleset.MapShards {
+				t.Errorf("shard chain %s has %d rules, want %d", c.Name, len(c.Rules), ruleset.MapShards)
+			}
+		}
+	}
+	if shardChains != 4 {
+		t.Errorf("%d shard chains, want 4 (egress and ingress per family)", shardChains)
+	}
 	// CIDRs and objects end up as elements (adjacent CIDRs of one policy share one).
 	if large.Elements <= small.Elements || large.Elements < 200*3 {
 		t.Errorf("only %d elements for 200 policies with 2000 CIDRs", large.Elements)
