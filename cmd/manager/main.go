@@ -80,6 +80,7 @@ func run() error {
 	fs.DurationVar(&opts.SafetyBackoff, "safety-backoff", opts.SafetyBackoff, "Least time between two new FirewallSets of one deployment.")
 	fs.DurationVar(&opts.Firewall.RunningPoll, "metal-poll-interval", opts.Firewall.RunningPoll, "How often running firewalls are checked in metal-api (one request per project and partition).")
 	fs.DurationVar(&opts.Firewall.CreatingPoll, "metal-poll-interval-creating", opts.Firewall.CreatingPoll, "How often provisioning firewalls are checked.")
+	fs.DurationVar(&opts.Firewall.PhoneHomePoll, "metal-poll-interval-phone-home", opts.Firewall.PhoneHomePoll, "How often a provisioning firewall is checked around the time its phone-home is expected (learned per partition; one request per project and partition; 0: off).")
 	fs.DurationVar(&opts.Firewall.AllocationGrace, "allocation-grace", opts.Firewall.AllocationGrace, "Longest time metal-api may take to complete an allocation; after an allocation without an answer no second one is sent, and a deleted firewall is not released, before it passed.")
 	fs.Float64Var(&kubeQPS, "kube-api-qps", 50, "Requests per second to the Kubernetes API server (a fleet roll is bound by it; see docs/benchmarks.md).")
 	fs.IntVar(&kubeBurst, "kube-api-burst", 100, "Burst of requests to the Kubernetes API server.")

@@ -39,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/kubernetes/scheme"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -197,6 +198,40 @@ func apiRequests(metricsURL string) map[string]int {
 	return out
 }
 
+// serverRequests reads the API server's own request counter (apiserver_request_total) by verb,
+// resource and subresource: where the manager's requests go (the harness's few writes and its
+// watches are included).
+func serverRequests(ctx context.Context, rc rest.Interface) map[string]int {
+	out := map[string]int{}
+	raw, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		_, labels, _ := strings.Cut(line, "{")
+		labels, value, _ := strings.Cut(labels, "} ")
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				l[k] = strings.Trim(v, `"`)
+			}
+		}
+		if l["verb"] == "WATCH" || l["verb"] == "LIST" || l["resource"] == "" {
+			continue
+		}
+		key := l["verb"] + " " + l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		n, _ := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		out[key] += int(n)
+	}
+	return out
+}
+
 func sum(m map[string]int) int {
 	n := 0
 	for _, v := range m {
@@ -220,6 +255,8 @@ type counters struct {
 	at    time.Time
 	metal map[string]int
 	api   map[string]int
+	// server counts requests at the API server by verb and resource (all clients).
+	server map[string]int
 	cpu   time.Duration
 	load  string
 }
@@ -636,8 +673,13 @@ func runFleet(b *testing.B, mgr managerBinary, deployments, namespaces, replicas
 			}
 		}
 	}()
+	serverClient, err := rest.UnversionedRESTClientFor(withNegotiatedSerializer(harnessCfg))
+	if err != nil {
+		b.Fatal(err)
+	}
 	snap := func() counters {
-		return counters{at: time.Now(), metal: sim.RequestCounts(), api: apiRequests(metricsURL), cpu: proc.cpu(), load: loadavg()}
+		return counters{at: time.Now(), metal: sim.RequestCounts(), api: apiRequests(metricsURL), server: serverRequests(ctx, serverClient),
+			cpu: proc.cpu(), load: loadavg()}
 	}
 
 	f := &fleet{b: b, ctx: ctx, cache: cached, direct: direct, sim: sim, obs: obs, replicas: replicas}
@@ -794,6 +836,12 @@ func rollPhases(b *testing.B, f *fleet, changed map[client.ObjectKey]time.Time, 
 	return phases, total
 }
 
+func withNegotiatedSerializer(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	return c
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -851,6 +899,7 @@ func markdown(results []result) string {
 		fmt.Fprintf(&sb, "- %s, %d deployments: metal-api %v; %v; %v. API server %v; %v; %v\n", r.manager, r.deployments,
 			diff(r.create[1].metal, r.create[0].metal), diff(r.roll[1].metal, r.roll[0].metal), diff(r.steadyC[1].metal, r.steadyC[0].metal),
 			diff(r.create[1].api, r.create[0].api), diff(r.roll[1].api, r.roll[0].api), diff(r.steadyC[1].api, r.steadyC[0].api))
+		fmt.Fprintf(&sb, "  - at the API server (all clients), roll: %v; steady: %v\n", diff(r.roll[1].server, r.roll[0].server), diff(r.steadyC[1].server, r.steadyC[0].server))
 	}
 	return sb.String()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -38,6 +39,27 @@ type fleetEntry struct {
 	fetched  time.Time
 	used     time.Time
 	machines []*metal.FirewallResponse
+	// provisioning is the allocation-to-phone-home time of the machine allocated last among
+	// those that phoned home (allocated then), for the creating poll.
+	provisioning atomic.Int64 // nanoseconds; read without waiting for a fetch in flight
+	allocated    time.Time
+}
+
+// learn keeps the provisioning time of the newest allocation that phoned home. Callers hold mu.
+func (e *fleetEntry) learn(machines []*metal.FirewallResponse) {
+	for _, m := range machines {
+		if d := provisioningTime(m); d > 0 && m.Allocation.Created.After(e.allocated) {
+			e.provisioning.Store(int64(d))
+			e.allocated = m.Allocation.Created
+		}
+	}
+}
+
+// Provisioning returns how long the last machine of the firewall's project and partition took
+// from allocation to phone-home, or 0 when none was seen yet.
+func (f *Fleet) Provisioning(fw *v2.Firewall) time.Duration {
+	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
+	return time.Duration(entry.provisioning.Load())
 }
 
 // NewFleet returns an empty fleet cache.
@@ -114,6 +136,7 @@ func (f *Fleet) Lookup(ctx context.Context, fw *v2.Firewall, maxAge time.Duratio
 		}
 		entry.machines = machines
 		entry.fetched = f.now()
+		entry.learn(machines)
 	}
 	return belongingTo(entry.machines, fw), nil
 }
@@ -152,6 +175,7 @@ func (f *Fleet) Store(fw *v2.Firewall, machines ...*metal.FirewallResponse) {
 	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
+	entry.learn(machines)
 	if entry.fetched.IsZero() {
 		return // nothing cached: the next lookup fetches anyway
 	}
