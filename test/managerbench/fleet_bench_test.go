@@ -38,8 +38,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -257,8 +257,8 @@ type counters struct {
 	api   map[string]int
 	// server counts requests at the API server by verb and resource (all clients).
 	server map[string]int
-	cpu   time.Duration
-	load  string
+	cpu    time.Duration
+	load   string
 }
 
 // observer records when the harness first saw each step of the roll, from its own informers.

@@ -119,27 +119,39 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 		}
 		return err
 	}
-	objs := exporterObjects(wc.Namespace, exporterAddresses(peers))
-	content, err := json.Marshal(objs)
-	if err != nil {
-		return err
-	}
-	key := exporterKey{cluster: wc, namespace: wc.Namespace, firewallNamespace: fw.Namespace}
 	now := time.Now()
 	if r.Now != nil {
 		now = r.Now()
 	}
-	if r.exporters.applied(key, string(content), now) {
-		return nil // the same content went out a moment ago: every firewall of the cluster writes it
-	}
-	for _, obj := range objs {
+	for _, obj := range exporterObjects(wc.Namespace, exporterAddresses(peers)) {
+		content, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		// The Services never change and the Endpoints only when a firewall comes or goes:
+		// every firewall of the cluster would send the same four applies on every reconcile.
+		key := exporterKey{cluster: wc, firewallNamespace: fw.Namespace, object: applyName(obj)}
+		if r.exporters.applied(key, string(content), now) {
+			continue
+		}
 		if err := wc.Client.Apply(ctx, obj, client.FieldOwner(exporterFieldOwner), client.ForceOwnership); err != nil {
 			r.exporters.forget(key)
 			return fmt.Errorf("applying the exporter endpoints in the workload cluster: %w", err)
 		}
+		r.exporters.remember(key, string(content), now)
 	}
-	r.exporters.remember(key, string(content), now)
 	return nil
+}
+
+// applyName tells the exporter objects apart: kind, namespace and name.
+func applyName(obj runtime.ApplyConfiguration) string {
+	switch o := obj.(type) {
+	case *corev1ac.ServiceApplyConfiguration:
+		return "Service/" + *o.Namespace + "/" + *o.Name
+	case *corev1ac.EndpointsApplyConfiguration:
+		return "Endpoints/" + *o.Namespace + "/" + *o.Name
+	}
+	return fmt.Sprintf("%T", obj)
 }
 
 // exporterReapply is how long applied exporter objects count as in place: within it, the same
@@ -148,8 +160,8 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 const exporterReapply = 10 * time.Minute
 
 type exporterKey struct {
-	cluster                      *workload.Cluster // a new one when the kubeconfig changed
-	namespace, firewallNamespace string
+	cluster                   *workload.Cluster // a new one when the kubeconfig changed
+	firewallNamespace, object string
 }
 
 type exporterApply struct {
@@ -157,7 +169,7 @@ type exporterApply struct {
 	at      time.Time
 }
 
-// exporterMemo remembers the exporter content applied per workload cluster, namespace and
+// exporterMemo remembers the content of each exporter object applied per workload cluster and
 // firewall namespace.
 type exporterMemo struct {
 	mu   sync.Mutex
