@@ -465,6 +465,7 @@ func BenchmarkFleet(b *testing.B) {
 				r := runFleet(b, m, n, namespaces, replicas, provisioning, steady)
 				results = append(results, r)
 				fmt.Fprintln(os.Stderr, "[bench] done:", r.manager, r.deployments, "deployments")
+				fmt.Fprintln(os.Stderr, markdown([]result{r})) // in case a later run does not finish
 			}
 		}
 	}

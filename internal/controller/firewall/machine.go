@@ -227,7 +227,8 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 	return ctrl.Result{RequeueAfter: r.creatingPoll(fw)}, nil
 }
 
-// creatingPoll is when to look again at the firewall's provisioning machine, as of its status.
+// creatingPoll is when to look again at the firewall's provisioning machine, as of its status
+// (which keeps the allocation time to the second: the first look may come a second early).
 func (r *Reconciler) creatingPoll(fw *v2.Firewall) time.Duration {
 	var allocated time.Time
 	lastEvent := ""

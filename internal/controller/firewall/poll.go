@@ -6,13 +6,13 @@ import (
 	"github.com/palisade-fw/palisade/internal/metal"
 )
 
-// metal-api has no watch: a provisioning machine is polled. Most of a provisioning nothing can
-// change (metal-hammer installs for minutes), so the firewall is looked at every CreatingPoll;
-// from the moment its phone-home is expected on, every PhoneHomePoll. The
-// expected moment is learned per project and partition from the machines that phoned home
-// (their allocation and phone-home event times, both metal-api's clock). Polls of one partition
-// share one find (Fleet), so the fast poll costs one find per PhoneHomePoll per partition, and
-// only while a machine is about to phone home.
+// metal-api has no watch: a provisioning machine is polled. For most of a provisioning nothing
+// changes (metal-hammer installs for minutes), so the firewall is looked at every CreatingPoll;
+// from the moment its phone-home is expected on, every PhoneHomePoll. The expected moment is
+// learned per project and partition from the machine that phoned home last (its allocation and
+// phone-home event times, both metal-api's clock). Polls of one partition share one find (Fleet),
+// so the fast poll costs one find per PhoneHomePoll per partition, and only while a machine is
+// due to phone home.
 
 // creatingPoll says how long to wait before looking at a provisioning machine again.
 // provisioning is the learned allocation-to-phone-home time (0: not known yet), allocated the
