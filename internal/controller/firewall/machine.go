@@ -238,7 +238,9 @@ func (r *Reconciler) creatingPoll(fw *v2.Firewall) time.Duration {
 			lastEvent = ms.LastEvent.Event
 		}
 	}
-	return creatingPoll(r.Config.CreatingPoll, r.Config.PhoneHomePoll, r.Fleet.Provisioning(fw), allocated, lastEvent, r.Now())
+	next, watch := creatingPoll(r.Config.CreatingPoll, r.Config.PhoneHomePoll, r.Fleet.Provisioning(fw), allocated, lastEvent, r.Now())
+	r.Fleet.Watch(fw, r.Config.PhoneHomePoll, watch)
+	return next
 }
 
 // allocationSettled clears AllocationStarted at once (the deferred status patch only carries

@@ -18,27 +18,28 @@ func TestCreatingPoll(t *testing.T) {
 		allocated    time.Time
 		lastEvent    string
 		now          time.Time
-		want         time.Duration
+		want, watch  time.Duration
 	}{
-		{"nothing learned yet: slow", fast, 0, alloc, metal.EventInstalling, at(time.Second), slow},
-		{"nothing learned, booting the new kernel: the phone-home is next", fast, 0, alloc, metal.EventBootingNewKernel, at(time.Second), fast},
-		{"no allocation time: slow", fast, 3 * time.Second, time.Time{}, "", at(0), slow},
-		{"long before the expected phone-home: slow", fast, 5 * time.Minute, alloc, metal.EventInstalling, at(time.Minute), slow},
-		{"wake up at the expected phone-home", fast, 3 * time.Second, alloc, "", at(0), 3 * time.Second},
-		{"booting the new kernel long before the expected phone-home: still slow", fast, 5 * time.Minute, alloc, metal.EventBootingNewKernel, at(time.Minute), slow},
-		{"right before the expected phone-home: wait for it", fast, 3 * time.Second, alloc, metal.EventInstalling, at(2500 * time.Millisecond), 500 * time.Millisecond},
-		{"at the expected phone-home: fast", fast, 3 * time.Second, alloc, metal.EventInstalling, at(3 * time.Second), fast},
-		{"late for its phone-home: fast for a while", fast, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(7 * time.Second), fast},
-		{"long overdue: slow again", fast, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(9 * time.Second), slow},
-		{"overdue window grows with the provisioning time", fast, 4 * time.Minute, alloc, metal.EventBootingNewKernel, at(4*time.Minute + 50*time.Second), fast},
-		{"just before the expected phone-home: never a busy loop", fast, 3 * time.Second, alloc, "", at(2999 * time.Millisecond), fast / 4},
-		{"fast poll off", 0, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(3 * time.Second), slow},
-		{"fast poll not faster than slow: off", 10 * time.Second, 3 * time.Second, alloc, "", at(3 * time.Second), slow},
+		{"nothing learned yet: slow", fast, 0, alloc, metal.EventInstalling, at(time.Second), slow, 0},
+		{"nothing learned, booting the new kernel: the phone-home is next, watch", fast, 0, alloc, metal.EventBootingNewKernel, at(time.Second), slow, slow},
+		{"no allocation time: slow", fast, 3 * time.Second, time.Time{}, "", at(0), slow, 0},
+		{"long before the expected phone-home: slow", fast, 5 * time.Minute, alloc, metal.EventInstalling, at(time.Minute), slow, 0},
+		{"wake up at the expected phone-home", fast, 3 * time.Second, alloc, "", at(0), 3 * time.Second, 0},
+		{"booting the new kernel long before the expected phone-home: still slow", fast, 5 * time.Minute, alloc, metal.EventBootingNewKernel, at(time.Minute), slow, 0},
+		{"right before the expected phone-home: wait for it", fast, 3 * time.Second, alloc, metal.EventInstalling, at(2500 * time.Millisecond), 500 * time.Millisecond, 0},
+		{"at the expected phone-home: watched until the window ends", fast, 3 * time.Second, alloc, metal.EventInstalling, at(3 * time.Second), slow, slow},
+		{"late for its phone-home: watched for a while", fast, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(7 * time.Second), time.Second, time.Second},
+		{"long overdue: slow again", fast, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(9 * time.Second), slow, 0},
+		{"overdue window grows with the provisioning time", fast, 4 * time.Minute, alloc, metal.EventBootingNewKernel, at(4*time.Minute + 50*time.Second), slow, 10 * time.Second},
+		{"just before the expected phone-home: never a busy loop", fast, 3 * time.Second, alloc, "", at(2999 * time.Millisecond), fast / 4, 0},
+		{"fast poll off", 0, 3 * time.Second, alloc, metal.EventBootingNewKernel, at(3 * time.Second), slow, 0},
+		{"fast poll not faster than slow: off", 10 * time.Second, 3 * time.Second, alloc, "", at(3 * time.Second), slow, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := creatingPoll(slow, tt.fast, tt.provisioning, tt.allocated, tt.lastEvent, tt.now); got != tt.want {
-				t.Errorf("creatingPoll = %s, want %s", got, tt.want)
+			next, watch := creatingPoll(slow, tt.fast, tt.provisioning, tt.allocated, tt.lastEvent, tt.now)
+			if next != tt.want || watch != tt.watch {
+				t.Errorf("creatingPoll = %s, watch %s; want %s, watch %s", next, watch, tt.want, tt.watch)
 			}
 		})
 	}
