@@ -158,3 +158,35 @@ helm-lint: helm-lint-workload
 .PHONY: helm-lint-workload
 helm-lint-workload: helm
 	"$(HELM)" lint --strict $(WORKLOAD_CHART)
+
+##@ Fleet benchmark (docs/benchmarks.md, "Manager at fleet scale")
+
+# The manager runs as a process of its own against envtest and the metal-api simulator; each size
+# in BENCH_DEPLOYMENTS (comma-separated) is a fresh run. BENCH_BASELINE=<git ref> also builds the
+# manager of that commit and measures it in the same run, before this tree's.
+BENCH_DEPLOYMENTS ?= 10
+BENCH_NAMESPACES ?=
+BENCH_REPLICAS ?= 2
+BENCH_PROVISIONING ?= 3s
+BENCH_STEADY ?= 2m
+BENCH_BASELINE ?=
+BENCH_MANAGER_FLAGS ?=
+BENCH_OUT ?= bin/bench-fleet.md
+BENCH_DIR := bin/bench-fleet
+
+.PHONY: bench-fleet
+bench-fleet: envtest-assets ## Fleet benchmark: BENCH_DEPLOYMENTS=1,10,50 BENCH_NAMESPACES BENCH_REPLICAS BENCH_PROVISIONING BENCH_STEADY BENCH_BASELINE=<ref>.
+	@mkdir -p $(BENCH_DIR)
+	go build -o $(BENCH_DIR)/manager-this ./cmd/manager
+	@managers="this tree=$(abspath $(BENCH_DIR))/manager-this"; \
+	if [ -n "$(BENCH_BASELINE)" ]; then \
+		src=$(abspath $(BENCH_DIR))/src-$(BENCH_BASELINE); rm -rf $$src; mkdir -p $$src; \
+		git archive $(BENCH_BASELINE) | tar -x -C $$src; \
+		(cd $$src && go build -o $(abspath $(BENCH_DIR))/manager-$(BENCH_BASELINE) ./cmd/manager); \
+		managers="$(BENCH_BASELINE)=$(abspath $(BENCH_DIR))/manager-$(BENCH_BASELINE),$$managers"; fi; \
+	KUBEBUILDER_ASSETS="$$(bash hack/envtest-assets.sh)" PALISADE_BENCH_MANAGERS="$$managers" \
+	PALISADE_BENCH_DEPLOYMENTS="$(BENCH_DEPLOYMENTS)" PALISADE_BENCH_NAMESPACES="$(BENCH_NAMESPACES)" \
+	PALISADE_BENCH_REPLICAS="$(BENCH_REPLICAS)" PALISADE_BENCH_PROVISIONING="$(BENCH_PROVISIONING)" \
+	PALISADE_BENCH_STEADY="$(BENCH_STEADY)" PALISADE_BENCH_MANAGER_FLAGS="$(BENCH_MANAGER_FLAGS)" \
+	PALISADE_BENCH_OUT="$(abspath $(BENCH_OUT))" PALISADE_BENCH_LOGDIR="$(abspath $(BENCH_DIR))/logs" \
+	go test -count=1 -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 4h ./test/managerbench/

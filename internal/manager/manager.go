@@ -90,7 +90,7 @@ func DefaultOptions() Options {
 		Firewall:                firewall.DefaultConfig(),
 		ProgressDeadline:        15 * time.Minute,
 		SafetyBackoff:           10 * time.Second,
-		MaxConcurrentReconciles: 4,
+		MaxConcurrentReconciles: 10,
 	}
 }
 

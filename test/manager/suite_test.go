@@ -61,6 +61,9 @@ func testOptions() manager.Options {
 	opts := manager.DefaultOptions()
 	opts.Firewall.CreatingPoll = 300 * time.Millisecond
 	opts.Firewall.RunningPoll = 2 * time.Second
+	// A manager stopped between recording an allocation and sending it leaves a firewall that
+	// waits this long before allocating (the restart spec waits 60 s; the default is 2 min).
+	opts.Firewall.AllocationGrace = 10 * time.Second
 	opts.SafetyBackoff = 0
 	opts.Timeouts = fwutil.Timeouts{}
 	return opts

@@ -80,6 +80,9 @@ type Config struct {
 	ClusterID string
 	// CreatingPoll is how often metal-api is asked while a machine is provisioning.
 	CreatingPoll time.Duration
+	// PhoneHomePoll is how often a provisioning machine is looked at around the time its
+	// phone-home is expected (poll.go); 0 or not below CreatingPoll turns that off.
+	PhoneHomePoll time.Duration
 	// RunningPoll is how often metal-api is asked for running machines (batched per partition).
 	RunningPoll time.Duration
 	// ConnectedThreshold is how old the agent's last rule apply may be for Connected.
@@ -101,6 +104,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		CreatingPoll:           5 * time.Second,
+		PhoneHomePoll:          500 * time.Millisecond,
 		RunningPoll:            time.Minute,
 		ConnectedThreshold:     2 * time.Minute,
 		SeedConnectedThreshold: 3 * time.Minute,
@@ -130,6 +134,8 @@ type Reconciler struct {
 	References refwatch.Config
 
 	trust monitorTrust
+	// exporters remembers what was applied last per workload cluster and namespace.
+	exporters exporterMemo
 }
 
 // +kubebuilder:rbac:groups=firewall.metal-stack.io,resources=firewalls,verbs=get;list;watch;update;patch

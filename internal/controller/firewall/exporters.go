@@ -2,11 +2,14 @@ package firewall
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -116,10 +119,86 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 		}
 		return err
 	}
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
 	for _, obj := range exporterObjects(wc.Namespace, exporterAddresses(peers)) {
+		content, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		// The Services never change and the Endpoints only when a firewall comes or goes:
+		// every firewall of the cluster would send the same four applies on every reconcile.
+		key := exporterKey{cluster: wc, firewallNamespace: fw.Namespace, object: applyName(obj)}
+		if r.exporters.applied(key, string(content), now) {
+			continue
+		}
 		if err := wc.Client.Apply(ctx, obj, client.FieldOwner(exporterFieldOwner), client.ForceOwnership); err != nil {
+			r.exporters.forget(key)
 			return fmt.Errorf("applying the exporter endpoints in the workload cluster: %w", err)
 		}
+		r.exporters.remember(key, string(content), now)
 	}
 	return nil
+}
+
+// applyName tells the exporter objects apart: kind, namespace and name.
+func applyName(obj runtime.ApplyConfiguration) string {
+	switch o := obj.(type) {
+	case *corev1ac.ServiceApplyConfiguration:
+		return "Service/" + *o.Namespace + "/" + *o.Name
+	case *corev1ac.EndpointsApplyConfiguration:
+		return "Endpoints/" + *o.Namespace + "/" + *o.Name
+	}
+	return fmt.Sprintf("%T", obj)
+}
+
+// exporterReapply is how long applied exporter objects count as in place: within it, the same
+// content is not applied again (each firewall reconcile would send four applies otherwise);
+// after it, the next reconcile applies again, which repairs objects changed or deleted by hand.
+const exporterReapply = 10 * time.Minute
+
+type exporterKey struct {
+	cluster                   *workload.Cluster // a new one when the kubeconfig changed
+	firewallNamespace, object string
+}
+
+type exporterApply struct {
+	content string
+	at      time.Time
+}
+
+// exporterMemo remembers the content of each exporter object applied per workload cluster and
+// firewall namespace.
+type exporterMemo struct {
+	mu   sync.Mutex
+	last map[exporterKey]exporterApply
+}
+
+func (m *exporterMemo) applied(key exporterKey, content string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	last, ok := m.last[key]
+	return ok && last.content == content && now.Sub(last.at) < exporterReapply
+}
+
+func (m *exporterMemo) remember(key exporterKey, content string, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[exporterKey]exporterApply{}
+	}
+	for k, v := range m.last { // bounded by what was applied within the interval
+		if now.Sub(v.at) >= exporterReapply {
+			delete(m.last, k)
+		}
+	}
+	m.last[key] = exporterApply{content: content, at: now}
+}
+
+func (m *exporterMemo) forget(key exporterKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.last, key)
 }

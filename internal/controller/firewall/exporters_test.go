@@ -8,7 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
 	"github.com/palisade-fw/palisade/internal/testenv"
@@ -78,7 +80,17 @@ func TestExporterServicesAndEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &Reconciler{Client: c, Workload: oneWorkload{&workload.Cluster{Client: c, Namespace: v2.FirewallShootNamespace}}}
+	// Applies are counted: the same content is not sent twice.
+	watching, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applies := 0
+	counting := interceptor.NewClient(watching, interceptor.Funcs{Apply: func(ctx context.Context, cl client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+		applies++
+		return cl.Apply(ctx, obj, opts...)
+	}})
+	r := &Reconciler{Client: c, Workload: oneWorkload{&workload.Cluster{Client: counting, Namespace: v2.FirewallShootNamespace}}}
 	check := func(wantIPs ...string) {
 		t.Helper()
 		for name, port := range map[string]int32{NftablesExporterService: 9630, NodeExporterService: 9100} {
@@ -113,6 +125,10 @@ func TestExporterServicesAndEndpoints(t *testing.T) {
 		}
 	}
 	check("10.3.164.1", "10.3.164.2")
+	if applies != 4 {
+		t.Errorf("two firewalls with the same exporter content sent %d applies, want 4 (two Services, two Endpoints, once)", applies)
+	}
+	applies = 0
 	if err := c.Delete(ctx, &fws[1]); err != nil {
 		t.Fatal(err)
 	}
@@ -120,4 +136,7 @@ func TestExporterServicesAndEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("10.3.164.1")
+	if applies != 2 {
+		t.Errorf("a firewall gone sent %d applies, want 2 (the Endpoints; the Services did not change)", applies)
+	}
 }

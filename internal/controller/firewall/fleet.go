@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -29,7 +30,11 @@ type Fleet struct {
 	// changes receives the firewalls whose machine changed in a fetch (fan-out): a poll for one
 	// firewall brings news to all firewalls of its partition at once.
 	changes chan event.GenericEvent
+	// watched are the partitions polled by a poller of their own (Watch), until when.
+	watched map[fleetKey]*watchedPartition
 }
+
+type watchedPartition struct{ until time.Time }
 
 type fleetKey struct{ project, partition string }
 
@@ -38,6 +43,27 @@ type fleetEntry struct {
 	fetched  time.Time
 	used     time.Time
 	machines []*metal.FirewallResponse
+	// provisioning is the allocation-to-phone-home time of the machine allocated last among
+	// those that phoned home (allocated then), for the creating poll.
+	provisioning atomic.Int64 // nanoseconds; read without waiting for a fetch in flight
+	allocated    time.Time
+}
+
+// learn keeps the provisioning time of the newest allocation that phoned home. Callers hold mu.
+func (e *fleetEntry) learn(machines []*metal.FirewallResponse) {
+	for _, m := range machines {
+		if d := provisioningTime(m); d > 0 && m.Allocation.Created.After(e.allocated) {
+			e.provisioning.Store(int64(d))
+			e.allocated = m.Allocation.Created
+		}
+	}
+}
+
+// Provisioning returns how long the last machine of the firewall's project and partition took
+// from allocation to phone-home, or 0 when none was seen yet.
+func (f *Fleet) Provisioning(fw *v2.Firewall) time.Duration {
+	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
+	return time.Duration(entry.provisioning.Load())
 }
 
 // NewFleet returns an empty fleet cache.
@@ -98,24 +124,83 @@ func (f *Fleet) Lookup(ctx context.Context, fw *v2.Firewall, maxAge time.Duratio
 
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
-	now := f.now()
-	entry.used = now
-	if entry.fetched.IsZero() || now.Sub(entry.fetched) >= maxAge {
-		machines, err := f.metal.FindFirewalls(ctx, &metal.FirewallFindRequest{
-			AllocationProject: key.project,
-			PartitionID:       key.partition,
-			Tags:              []string{v2.ManagedByTag + "=" + v2.ManagedByValue},
-		})
-		if err != nil {
-			return nil, err
-		}
-		if !entry.fetched.IsZero() {
-			f.announce(entry.machines, machines)
-		}
-		entry.machines = machines
-		entry.fetched = f.now()
+	entry.used = f.now()
+	if err := f.fetch(ctx, key, entry, maxAge); err != nil {
+		return nil, err
 	}
 	return belongingTo(entry.machines, fw), nil
+}
+
+// fetch asks metal-api for the partition when the cached data is older than maxAge, and hands
+// what changed to the firewalls concerned. Callers hold entry.mu.
+func (f *Fleet) fetch(ctx context.Context, key fleetKey, entry *fleetEntry, maxAge time.Duration) error {
+	if !entry.fetched.IsZero() && f.now().Sub(entry.fetched) < maxAge {
+		return nil
+	}
+	machines, err := f.metal.FindFirewalls(ctx, &metal.FirewallFindRequest{
+		AllocationProject: key.project,
+		PartitionID:       key.partition,
+		Tags:              []string{v2.ManagedByTag + "=" + v2.ManagedByValue},
+	})
+	if err != nil {
+		return err
+	}
+	if !entry.fetched.IsZero() {
+		f.announce(entry.machines, machines)
+	}
+	entry.machines = machines
+	entry.fetched = f.now()
+	entry.learn(machines)
+	return nil
+}
+
+// Watch fetches the firewall's partition every interval for the given time (extended by later
+// calls), from a poller of its own: the fan-out brings each phone-home to its firewall within an
+// interval, however many firewalls wait, and the firewalls need not requeue themselves that
+// often (a requeue per firewall and interval would flood the controller's queue in a fleet
+// roll). The poller ends with its time; it holds no resources beyond it.
+func (f *Fleet) Watch(fw *v2.Firewall, interval, d time.Duration) {
+	if interval <= 0 || d <= 0 {
+		return
+	}
+	key := fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition}
+	until := time.Now().Add(d) // real time: the poller's ticker runs on it
+	f.mu.Lock()
+	if f.watched == nil {
+		f.watched = map[fleetKey]*watchedPartition{}
+	}
+	if w, ok := f.watched[key]; ok {
+		if until.After(w.until) {
+			w.until = until
+		}
+		f.mu.Unlock()
+		return
+	}
+	w := &watchedPartition{until: until}
+	f.watched[key] = w
+	f.mu.Unlock()
+	go f.poll(key, w, interval)
+}
+
+func (f *Fleet) poll(key fleetKey, w *watchedPartition, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for range t.C {
+		f.mu.Lock()
+		if !time.Now().Before(w.until) {
+			delete(f.watched, key)
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		entry := f.entry(key)
+		ctx, cancel := context.WithTimeout(context.Background(), max(10*interval, 10*time.Second))
+		entry.mu.Lock()
+		// Half an interval: a firewall's own lookup a moment ago counts.
+		_ = f.fetch(ctx, key, entry, interval/2) // an error: the next tick, or the firewalls' own polls
+		entry.mu.Unlock()
+		cancel()
+	}
 }
 
 // Invalidate makes the next lookup of the firewall's partition fetch fresh data.
@@ -152,6 +237,7 @@ func (f *Fleet) Store(fw *v2.Firewall, machines ...*metal.FirewallResponse) {
 	entry := f.entry(fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition})
 	entry.mu.Lock()
 	defer entry.mu.Unlock()
+	entry.learn(machines)
 	if entry.fetched.IsZero() {
 		return // nothing cached: the next lookup fetches anyway
 	}

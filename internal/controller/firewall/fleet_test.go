@@ -159,3 +159,45 @@ func TestFleetAnnouncesChangedMachines(t *testing.T) {
 		t.Errorf("an unchanged partition announced %v", got)
 	}
 }
+
+// A watched partition is fetched by the fleet's own poller: the phone-home reaches its firewall
+// through the fan-out, without the firewall looking itself, and the poller stops with its time.
+func TestFleetWatchHandsThePhoneHomeToItsFirewall(t *testing.T) {
+	ctx := context.Background()
+	cfg := metalsim.DefaultConfig()
+	cfg.Provisioning.Installing = metalsim.Duration{Duration: 300 * time.Millisecond}
+	cfg.Provisioning.BootingNewKernel = metalsim.Duration{Duration: 100 * time.Millisecond}
+	_, c, fleet := fleetFixtureWith(t, cfg)
+	fw := fleetFirewall("ns-a", "fw-a")
+	allocateFor(t, c, fw)
+	if _, err := fleet.Lookup(ctx, fw, 0); err != nil {
+		t.Fatal(err)
+	}
+	fleet.Watch(fw, 50*time.Millisecond, 5*time.Second)
+	deadline := time.After(30 * time.Second)
+	for announced := false; !announced; {
+		select {
+		case e := <-fleet.changes:
+			if e.Object.GetName() != fw.Name || e.Object.GetNamespace() != fw.Namespace {
+				t.Fatalf("announced %s/%s, want %s/%s", e.Object.GetNamespace(), e.Object.GetName(), fw.Namespace, fw.Name)
+			}
+			machines, err := fleet.Lookup(ctx, fw, time.Hour) // the poller's data, no fetch
+			if err != nil || len(machines) != 1 {
+				t.Fatalf("lookup: %v, %v", machines, err)
+			}
+			announced = len(machines[0].Events.Log) > 0 && machines[0].Events.Log[0].Event == metal.EventPhonedHome
+		case <-deadline:
+			t.Fatal("the phone-home was not announced")
+		}
+	}
+	if got := fleet.Provisioning(fw); got <= 0 {
+		t.Errorf("provisioning time not learned from the phone-home: %s", got)
+	}
+	fleet.Watch(fw, 50*time.Millisecond, 100*time.Millisecond) // shorter: keeps the longer time
+	fleet.mu.Lock()
+	w := fleet.watched[fleetKey{project: fw.Spec.Project, partition: fw.Spec.Partition}]
+	fleet.mu.Unlock()
+	if w == nil || time.Until(w.until) < time.Second {
+		t.Fatalf("a shorter watch cut the running one short: %+v", w)
+	}
+}

@@ -29,7 +29,7 @@ func (r *Reconciler) reconcileMachine(ctx context.Context, fw *v2.Firewall, paus
 
 	maxAge := r.Config.RunningPoll
 	if fw.Status.Phase != v2.FirewallPhaseRunning {
-		maxAge = r.Config.CreatingPoll
+		maxAge = r.creatingPoll(fw)
 	}
 	machines, err := r.Fleet.Lookup(ctx, fw, maxAge)
 	if err != nil {
@@ -226,7 +226,23 @@ func (r *Reconciler) allocate(ctx context.Context, fw *v2.Firewall, userdata, ha
 	r.setCondition(fw, v2.ConditionCreated, true, v2.ReasonCreated, fmt.Sprintf("machine %s allocated", m.ID))
 	r.event(fw, corev1.EventTypeNormal, "SuccessfulCreate", "Allocate", "Allocated machine %s", m.ID)
 	r.setMachineStatus(fw, m)
-	return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+	return ctrl.Result{RequeueAfter: r.creatingPoll(fw)}, nil
+}
+
+// creatingPoll is when to look again at the firewall's provisioning machine, as of its status
+// (which keeps the allocation time to the second: the first look may come a second early).
+func (r *Reconciler) creatingPoll(fw *v2.Firewall) time.Duration {
+	var allocated time.Time
+	lastEvent := ""
+	if ms := fw.Status.MachineStatus; ms != nil {
+		allocated = ms.AllocationTimestamp.Time
+		if ms.LastEvent != nil {
+			lastEvent = ms.LastEvent.Event
+		}
+	}
+	next, watch := creatingPoll(r.Config.CreatingPoll, r.Config.PhoneHomePoll, r.Fleet.Provisioning(fw), allocated, lastEvent, r.Now())
+	r.Fleet.Watch(fw, r.Config.PhoneHomePoll, watch)
+	return next
 }
 
 // allocationSettled clears AllocationStarted at once (the deferred status patch only carries
@@ -277,7 +293,7 @@ func (r *Reconciler) observe(ctx context.Context, fw *v2.Firewall, m *metal.Fire
 	case alive && !ms.CrashLoop:
 		fw.Status.Phase = v2.FirewallPhaseCreating
 		r.setCondition(fw, v2.ConditionReady, false, v2.ReasonNotReady, fmt.Sprintf("provisioning, last event %q", lastEvent))
-		return ctrl.Result{RequeueAfter: r.Config.CreatingPoll}, nil
+		return ctrl.Result{RequeueAfter: r.creatingPoll(fw)}, nil
 	case ms.CrashLoop:
 		fw.Status.Phase = v2.FirewallPhaseCrashing
 		r.setCondition(fw, v2.ConditionReady, false, v2.ReasonCrashLoop, fmt.Sprintf("machine is crash-looping, last event %q", lastEvent))

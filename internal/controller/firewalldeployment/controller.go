@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -103,7 +104,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 		Owns(&v2.FirewallSet{}).
 		WatchesRawSource(refwatch.Source(refs, refwatch.Secrets, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencingSecret))).
 		WatchesRawSource(refwatch.Source(refs, refwatch.ConfigMaps, handler.EnqueueRequestsFromMapFunc(r.deploymentsReferencing(false)))).
-		Watches(&v2.Firewall{}, handler.EnqueueRequestsFromMapFunc(r.deploymentOfFirewall), builder.WithPredicates(firewallEgressChanged{})).
+		Watches(&v2.Firewall{}, handler.EnqueueRequestsFromMapFunc(r.deploymentOfFirewall),
+			builder.WithPredicates(predicate.Or[client.Object](firewallEgressChanged{}, firewallGone{}))).
 		WithOptions(options)
 	if r.Filter != nil {
 		b = namespaces.Watch(b, r.Client, func() client.ObjectList { return &v2.FirewallDeploymentList{} })
@@ -113,6 +115,15 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, options controller.Optio
 	}
 	return b.Complete(r)
 }
+
+// firewallGone admits the removal of a Firewall object: a retiring set counts its firewalls until
+// the last is gone, which changes no set status, so nothing else would tell the deployment.
+type firewallGone struct{ predicate.Funcs }
+
+func (firewallGone) Create(event.CreateEvent) bool   { return false }
+func (firewallGone) Update(event.UpdateEvent) bool   { return false }
+func (firewallGone) Delete(event.DeleteEvent) bool   { return true }
+func (firewallGone) Generic(event.GenericEvent) bool { return false }
 
 // deploymentsInNamespace maps a Cluster API Cluster to the deployments of its namespace.
 func (r *Reconciler) deploymentsInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {

@@ -421,13 +421,25 @@ func (r *Reconciler) waitForProgress(deploy *v2.FirewallDeployment, latest *v2.F
 	return ctrl.Result{}
 }
 
+// waitingRecheck bounds how long a rolling deployment goes without a look of its own: set and
+// firewall events bring it back at once, this only covers one that never came (before, the
+// next look could be the progress deadline, 15 minutes away).
+const waitingRecheck = 30 * time.Second
+
 // waitForSet waits for the latest set. When its firewalls are ready and only its status lags
 // behind its spec (a distance or template patch just went out), it looks again shortly instead
 // of relying on the set's next status event alone.
 func (r *Reconciler) waitForSet(deploy *v2.FirewallDeployment, latest *v2.FirewallSet, msg string) ctrl.Result {
 	result := r.waitForProgress(deploy, latest, msg)
-	if latest.Status.ReadyReplicas >= deploy.Spec.Replicas && (result.RequeueAfter == 0 || result.RequeueAfter > 2*time.Second) {
-		result.RequeueAfter = 2 * time.Second
+	recheck := waitingRecheck
+	if latest.Status.ReadyReplicas >= deploy.Spec.Replicas {
+		recheck = 2 * time.Second
+	}
+	if result.RequeueAfter == 0 && meta.IsStatusConditionFalse(deploy.Status.Conditions, v2.ConditionProgressing) {
+		return result // the progress deadline passed: set events alone bring it back
+	}
+	if result.RequeueAfter == 0 || result.RequeueAfter > recheck {
+		result.RequeueAfter = recheck
 	}
 	return result
 }
