@@ -101,22 +101,16 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 	if r.Workload == nil || fw.Status.MachineStatus == nil || !fw.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	var list v2.FirewallList
-	if err := r.Client.List(ctx, &list, client.InNamespace(fw.Namespace)); err != nil {
-		return fmt.Errorf("listing firewalls for the exporter endpoints: %w", err)
-	}
-	var peers []v2.Firewall
-	for i := range list.Items {
-		if sameWorkload(&list.Items[i], fw) {
-			peers = append(peers, list.Items[i])
-		}
-	}
 	wc, err := r.Workload.For(ctx, fw)
 	if err != nil {
 		var ue *workload.UnavailableError
 		if errors.As(err, &ue) {
 			return nil // the monitor's condition tells; the next poll tries again
 		}
+		return err
+	}
+	peers, err := r.exporterPeers(ctx, fw, wc)
+	if err != nil {
 		return err
 	}
 	now := time.Now()
@@ -131,6 +125,9 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 		// The Services never change and the Endpoints only when a firewall comes or goes:
 		// every firewall of the cluster would send the same four applies on every reconcile.
 		key := exporterKey{cluster: wc, firewallNamespace: fw.Namespace, object: applyName(obj)}
+		if wc.Local {
+			key.firewallNamespace = "" // one set of objects for every namespace
+		}
 		if r.exporters.applied(key, string(content), now) {
 			continue
 		}
@@ -141,6 +138,30 @@ func (r *Reconciler) reconcileExporters(ctx context.Context, fw *v2.Firewall) er
 		r.exporters.remember(key, string(content), now)
 	}
 	return nil
+}
+
+// exporterPeers are the firewalls whose exporters the objects in wc list. Normally those of
+// fw's namespace with the same shoot access. In single-cluster mode every namespace's
+// firewalls without a workload kubeconfig report to the manager's own cluster and its one
+// monitor namespace: the peers are then all of those, or each namespace would overwrite the
+// Endpoints with its own firewalls only.
+func (r *Reconciler) exporterPeers(ctx context.Context, fw *v2.Firewall, wc *workload.Cluster) ([]v2.Firewall, error) {
+	opts := []client.ListOption{client.UnsafeDisableDeepCopy} // read only
+	if !wc.Local {
+		opts = append(opts, client.InNamespace(fw.Namespace))
+	}
+	var list v2.FirewallList
+	if err := r.Client.List(ctx, &list, opts...); err != nil {
+		return nil, fmt.Errorf("listing firewalls for the exporter endpoints: %w", err)
+	}
+	var peers []v2.Firewall
+	for i := range list.Items {
+		peer := &list.Items[i]
+		if wc.Local && peer.Annotations[v2.WorkloadKubeconfigAnnotation] == "" || !wc.Local && sameWorkload(peer, fw) {
+			peers = append(peers, *peer)
+		}
+	}
+	return peers, nil
 }
 
 // applyName tells the exporter objects apart: kind, namespace and name.

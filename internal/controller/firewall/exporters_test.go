@@ -140,3 +140,61 @@ func TestExporterServicesAndEndpoints(t *testing.T) {
 		t.Errorf("a firewall gone sent %d applies, want 2 (the Endpoints; the Services did not change)", applies)
 	}
 }
+
+// Single-cluster mode: the firewalls of every namespace report to the manager's own cluster,
+// so its one set of exporter Endpoints lists them all, whichever namespace reconciles last;
+// a firewall with its own workload kubeconfig is not among them.
+func TestExporterEndpointsInSingleClusterModeListEveryNamespace(t *testing.T) {
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatalf("envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, ns := range []string{"shoot--a", "shoot--b", v2.FirewallShootNamespace} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inA := firewallWithIP("fw-a", "privateprimaryunshared", "10.3.164.1")
+	inB := firewallWithIP("fw-b", "privateprimaryunshared", "10.4.0.1")
+	inB.Namespace = "shoot--b"
+	elsewhere := firewallWithIP("fw-c", "privateprimaryunshared", "10.5.0.1")
+	elsewhere.Namespace = "shoot--b"
+	elsewhere.Annotations = map[string]string{v2.WorkloadKubeconfigAnnotation: "other-cluster"}
+	fws := []*v2.Firewall{&inA, &inB, &elsewhere}
+	for _, fw := range fws {
+		status := fw.Status
+		if err := c.Create(ctx, fw); err != nil {
+			t.Fatal(err)
+		}
+		fw.Status = status
+		if err := c.Status().Update(ctx, fw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Reconciler{Client: c, Workload: oneWorkload{&workload.Cluster{Client: c, Namespace: v2.FirewallShootNamespace, Local: true}}}
+	for _, fw := range []*v2.Firewall{&inA, &inB} {
+		if err := r.reconcileExporters(ctx, fw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ep corev1.Endpoints //nolint:staticcheck // seed 003's `kubectl get ep` shows Endpoints
+	if err := c.Get(ctx, client.ObjectKey{Namespace: v2.FirewallShootNamespace, Name: NftablesExporterService}, &ep); err != nil {
+		t.Fatal(err)
+	}
+	var ips []string
+	for _, s := range ep.Subsets {
+		for _, a := range s.Addresses {
+			ips = append(ips, a.IP)
+		}
+	}
+	if want := []string{"10.3.164.1", "10.4.0.1"}; !slices.Equal(ips, want) {
+		t.Errorf("endpoints %v, want %v (both namespaces' firewalls, not the one with its own cluster)", ips, want)
+	}
+}
