@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palisade-fw/palisade/internal/testenv/ci"
 )
 
 // swaggerPath is the wire contract. CI checks out shared/ beside the clone,
@@ -31,7 +33,7 @@ func loadSwagger(t *testing.T) map[string]*swaggerSchema {
 	t.Helper()
 	b, err := os.ReadFile(swaggerPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		skipOutsideCI(t, "swagger contract "+swaggerPath+" is absent (shared/ not checked out beside the repo); skipping")
+		ci.SkipOutsideCI(t, "swagger contract "+swaggerPath+" is absent (shared/ not checked out beside the repo); skipping")
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -215,14 +217,4 @@ func TestDecodeServerStyleResponse(t *testing.T) {
 	if !m.Allocation.Image.ExpirationDate.IsZero() || m.Allocation.Networks[0].IPs[0] != "1.2.3.4" {
 		t.Errorf("image/network fields not decoded: %+v", m.Allocation)
 	}
-}
-
-// skipOutsideCI skips a test whose prerequisite is missing on a developer's machine; in CI
-// (env CI set), where .ci/run installs every prerequisite, the same gap fails the test.
-func skipOutsideCI(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run this test: " + reason)
-	}
-	t.Skip(reason)
 }

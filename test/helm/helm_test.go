@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/testenv/ci"
 	"github.com/palisade-fw/palisade/internal/testenv/helmtool"
 )
 
@@ -45,7 +46,7 @@ func helmBinary(t *testing.T) string {
 	t.Helper()
 	helmOnce.Do(func() { helmPath, helmErr = helmtool.Binary() })
 	if helmErr != nil {
-		skipOutsideCI(t, fmt.Sprintf("helm %s is not available and could not be built: %v", helmVersion, helmErr))
+		ci.SkipOutsideCI(t, fmt.Sprintf("helm %s is not available and could not be built: %v", helmVersion, helmErr))
 	}
 	return helmPath
 }
@@ -148,14 +149,4 @@ func oneOfKind(t *testing.T, objs []*unstructured.Unstructured, kind string) *un
 		t.Fatalf("want exactly one %s, rendered %d", kind, len(found))
 	}
 	return found[0]
-}
-
-// skipOutsideCI skips a test whose prerequisite is missing on a developer's machine; in CI
-// (env CI set), where .ci/run installs every prerequisite, the same gap fails the test.
-func skipOutsideCI(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run this test: " + reason)
-	}
-	t.Skip(reason)
 }

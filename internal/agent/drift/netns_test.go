@@ -20,6 +20,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
 	"github.com/palisade-fw/palisade/internal/agent/runner"
+	"github.com/palisade-fw/palisade/internal/testenv/ci"
 )
 
 // netns is a throwaway network namespace with the applier's kernel path into it.
@@ -31,11 +32,11 @@ type netns struct {
 func newNetns(t testing.TB) *netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOutsideCI(t, "needs root for network namespaces and nft")
+		ci.SkipOutsideCI(t, "needs root for network namespaces and nft")
 	}
 	for _, bin := range []string{"nft", "ip"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			skipOutsideCI(t, bin+" is not installed")
+			ci.SkipOutsideCI(t, bin+" is not installed")
 		}
 	}
 	b := make([]byte, 3)
@@ -103,14 +104,6 @@ func (n *netns) ruleHandle(t *testing.T, chain, text string) string {
 	}
 	t.Fatalf("no rule in %s holds %q", chain, text)
 	return ""
-}
-
-func skipOutsideCI(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run this test: " + reason)
-	}
-	t.Skip("skipping: " + reason)
 }
 
 func fqdnPolicy(name, host string) model.PolicyInput {

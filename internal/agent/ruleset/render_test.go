@@ -13,6 +13,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/agent/model"
 	"github.com/palisade-fw/palisade/internal/agent/nft"
 	"github.com/palisade-fw/palisade/internal/agent/ruleset"
+	"github.com/palisade-fw/palisade/internal/testenv/ci"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -28,11 +29,11 @@ var lookPath = exec.LookPath
 func requireNFT(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOutsideCI(t, "skipping: nft --check in a scratch network namespace needs root")
+		ci.SkipOutsideCI(t, "skipping: nft --check in a scratch network namespace needs root")
 	}
 	for _, bin := range []string{"nft", "unshare"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			skipOutsideCI(t, "skipping: "+bin+" is not installed")
+			ci.SkipOutsideCI(t, "skipping: "+bin+" is not installed")
 		}
 	}
 }
@@ -200,14 +201,4 @@ func TestRendererEqualsRender(t *testing.T) {
 			t.Errorf("step %d: cached render differs:\n%s\n---\n%s", i, text(got), text(want))
 		}
 	}
-}
-
-// skipOutsideCI skips a test whose prerequisite is missing on a developer's machine; in CI
-// (env CI set), where .ci/run installs every prerequisite, the same gap fails the test.
-func skipOutsideCI(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI must run this test: " + reason)
-	}
-	t.Skip(reason)
 }
