@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/yaml"
 
 	v2 "github.com/palisade-fw/palisade/api/v2"
@@ -104,23 +103,7 @@ func TestGardenerMigrationKeepsTheMachine(t *testing.T) {
 	g.Expect(target.Client.Create(ctx, decodeObject(g, gardenerDeployment))).To(Succeed())
 
 	By(t, "shallow-delete on the source: finalizers removed, deleted with orphan propagation")
-	for _, list := range []client.ObjectList{&v2.FirewallList{}, &v2.FirewallSetList{}, &v2.FirewallDeploymentList{}} {
-		g.Expect(source.Client.List(ctx, list, client.InNamespace(ns))).To(Succeed())
-		items := listItems(list)
-		for _, obj := range items {
-			g.Eventually(func() error {
-				if err := source.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-					return client.IgnoreNotFound(err)
-				}
-				obj.SetFinalizers(nil)
-				if err := source.Client.Update(ctx, obj); err != nil {
-					return err
-				}
-				return client.IgnoreNotFound(source.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationOrphan)))
-			}).Should(Succeed())
-			releaseOrphanFinalizer(g, source.Client, obj)
-		}
-	}
+	g.Eventually(func() error { return harness.ShallowDelete(ctx, source.Client, ns) }).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		var list v2.FirewallList
 		g.Expect(source.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -165,41 +148,8 @@ func TestGardenerMigrationKeepsTheMachine(t *testing.T) {
 	}).Should(Succeed())
 }
 
-// releaseOrphanFinalizer does the garbage collector's part of an orphan delete, which envtest
-// does not run: the dependents here are gone already, so only the "orphan" finalizer is left.
-func releaseOrphanFinalizer(g Gomega, c client.Client, obj client.Object) {
-	g.Eventually(func() error {
-		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		if !controllerutil.RemoveFinalizer(obj, metav1.FinalizerOrphanDependents) {
-			return nil
-		}
-		return client.IgnoreNotFound(c.Update(context.Background(), obj))
-	}).Should(Succeed())
-}
-
 func decodeObject(g Gomega, manifest string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	g.Expect(yaml.Unmarshal([]byte(manifest), &u.Object)).To(Succeed())
 	return u
-}
-
-func listItems(list client.ObjectList) []client.Object {
-	var out []client.Object
-	switch l := list.(type) {
-	case *v2.FirewallList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *v2.FirewallSetList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *v2.FirewallDeploymentList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	}
-	return out
 }

@@ -24,12 +24,12 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/palisade-fw/palisade/api/v1"
@@ -37,6 +37,7 @@ import (
 	"github.com/palisade-fw/palisade/internal/metal"
 	"github.com/palisade-fw/palisade/internal/metal/metalsim"
 	"github.com/palisade-fw/palisade/internal/testenv"
+	"github.com/palisade-fw/palisade/internal/testenv/harness"
 )
 
 // gepmDeployment is the FirewallDeployment GEPM writes (integration notes B3), as
@@ -369,57 +370,14 @@ func gepmUpdate(g Gomega, c client.Client, key client.ObjectKey) {
 // FirewallDeployment loses its finalizers and is deleted with orphan propagation.
 func shallowDelete(g Gomega, c client.Client) {
 	lists := []client.ObjectList{&v2.FirewallList{}, &v2.FirewallSetList{}, &v2.FirewallDeploymentList{}}
-	for _, list := range lists {
-		g.Expect(c.List(ctx, list, client.InNamespace(shootNamespace))).To(Succeed())
-		for _, obj := range items(list) {
-			g.Eventually(func() error {
-				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-					return client.IgnoreNotFound(err)
-				}
-				obj.SetFinalizers(nil)
-				if err := c.Update(ctx, obj); err != nil {
-					return err
-				}
-				return client.IgnoreNotFound(c.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationOrphan)))
-			}).Should(Succeed())
-			// envtest runs no garbage collector: do its part of the orphan delete.
-			g.Eventually(func() error {
-				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-					return client.IgnoreNotFound(err)
-				}
-				if !controllerutil.RemoveFinalizer(obj, metav1.FinalizerOrphanDependents) {
-					return nil
-				}
-				return client.IgnoreNotFound(c.Update(ctx, obj))
-			}).Should(Succeed())
-		}
-	}
+	g.Eventually(func() error { return harness.ShallowDelete(ctx, c, shootNamespace) }).Should(Succeed())
 	g.Eventually(func(g Gomega) {
 		for _, list := range lists {
 			g.Expect(c.List(ctx, list, client.InNamespace(shootNamespace))).To(Succeed())
 			// A finalizer the running, paused source manager puts back is released without freeing.
-			g.Expect(items(list)).To(BeEmpty())
+			g.Expect(meta.LenList(list)).To(BeZero())
 		}
 	}).Should(Succeed())
-}
-
-func items(list client.ObjectList) []client.Object {
-	var out []client.Object
-	switch l := list.(type) {
-	case *v2.FirewallList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *v2.FirewallSetList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	case *v2.FirewallDeploymentList:
-		for i := range l.Items {
-			out = append(out, &l.Items[i])
-		}
-	}
-	return out
 }
 
 // ignitionOf returns the files and the enabled units of Ignition userdata.
