@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -53,32 +54,10 @@ func (o oneWorkload) For(context.Context, *v2.Firewall) (*workload.Cluster, erro
 // Against a real API server: the Services and Endpoints seed 003 shows appear in the
 // firewall namespace, point at every running firewall, and follow a firewall that goes.
 func TestExporterServicesAndEndpoints(t *testing.T) {
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatalf("envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	for _, ns := range []string{"shoot--a", v2.FirewallShootNamespace} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, cfg, c := startWithNamespaces(t, "shoot--a", v2.FirewallShootNamespace)
 	fws := []v2.Firewall{firewallWithIP("fw-a", "privateprimaryunshared", "10.3.164.1"), firewallWithIP("fw-b", "privateprimaryunshared", "10.3.164.2")}
 	for i := range fws {
-		status := fws[i].Status
-		if err := c.Create(ctx, &fws[i]); err != nil {
-			t.Fatal(err)
-		}
-		fws[i].Status = status
-		if err := c.Status().Update(ctx, &fws[i]); err != nil {
-			t.Fatal(err)
-		}
+		createWithStatus(ctx, t, c, &fws[i])
 	}
 	// Applies are counted: the same content is not sent twice.
 	watching, err := client.NewWithWatch(cfg, client.Options{Scheme: testenv.Scheme()})
@@ -145,38 +124,15 @@ func TestExporterServicesAndEndpoints(t *testing.T) {
 // so its one set of exporter Endpoints lists them all, whichever namespace reconciles last;
 // a firewall with its own workload kubeconfig is not among them.
 func TestExporterEndpointsInSingleClusterModeListEveryNamespace(t *testing.T) {
-	env, cfg, err := testenv.Start()
-	if err != nil {
-		t.Fatalf("envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	for _, ns := range []string{"shoot--a", "shoot--b", v2.FirewallShootNamespace} {
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx, _, c := startWithNamespaces(t, "shoot--a", "shoot--b", v2.FirewallShootNamespace)
 	inA := firewallWithIP("fw-a", "privateprimaryunshared", "10.3.164.1")
 	inB := firewallWithIP("fw-b", "privateprimaryunshared", "10.4.0.1")
 	inB.Namespace = "shoot--b"
 	elsewhere := firewallWithIP("fw-c", "privateprimaryunshared", "10.5.0.1")
 	elsewhere.Namespace = "shoot--b"
 	elsewhere.Annotations = map[string]string{v2.WorkloadKubeconfigAnnotation: "other-cluster"}
-	fws := []*v2.Firewall{&inA, &inB, &elsewhere}
-	for _, fw := range fws {
-		status := fw.Status
-		if err := c.Create(ctx, fw); err != nil {
-			t.Fatal(err)
-		}
-		fw.Status = status
-		if err := c.Status().Update(ctx, fw); err != nil {
-			t.Fatal(err)
-		}
+	for _, fw := range []*v2.Firewall{&inA, &inB, &elsewhere} {
+		createWithStatus(ctx, t, c, fw)
 	}
 	r := &Reconciler{Client: c, Workload: oneWorkload{&workload.Cluster{Client: c, Namespace: v2.FirewallShootNamespace, Local: true}}}
 	for _, fw := range []*v2.Firewall{&inA, &inB} {
@@ -196,5 +152,40 @@ func TestExporterEndpointsInSingleClusterModeListEveryNamespace(t *testing.T) {
 	}
 	if want := []string{"10.3.164.1", "10.4.0.1"}; !slices.Equal(ips, want) {
 		t.Errorf("endpoints %v, want %v (both namespaces' firewalls, not the one with its own cluster)", ips, want)
+	}
+}
+
+// startWithNamespaces starts an API server holding namespaces; it stops with the test.
+func startWithNamespaces(t *testing.T, namespaces ...string) (context.Context, *rest.Config, client.Client) {
+	t.Helper()
+	env, cfg, err := testenv.Start()
+	if err != nil {
+		t.Fatalf("envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	for _, ns := range namespaces {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ctx, cfg, c
+}
+
+// createWithStatus creates fw and then writes the status it was given (create drops it).
+func createWithStatus(ctx context.Context, t *testing.T, c client.Client, fw *v2.Firewall) {
+	t.Helper()
+	status := fw.Status
+	if err := c.Create(ctx, fw); err != nil {
+		t.Fatal(err)
+	}
+	fw.Status = status
+	if err := c.Status().Update(ctx, fw); err != nil {
+		t.Fatal(err)
 	}
 }
