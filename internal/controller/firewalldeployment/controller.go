@@ -13,6 +13,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -36,9 +37,12 @@ import (
 
 // Reconciler reconciles FirewallDeployments.
 type Reconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
-	Userdata firewall.UserdataRenderer
+	Client client.Client
+	// writtenStatus is the status this manager last wrote per deployment (by UID): the base of
+	// the next status patch. The cache may not hold that write yet when the next pass runs.
+	writtenStatus sync.Map
+	Recorder      events.EventRecorder
+	Userdata      firewall.UserdataRenderer
 	// ProgressDeadline applies when a deployment sets none.
 	ProgressDeadline time.Duration
 	// SafetyBackoff is the least time between two new sets of one deployment, a guard against
@@ -165,6 +169,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 	}
 	deploy := &v2.FirewallDeployment{}
 	if err := r.Client.Get(ctx, req.NamespacedName, deploy); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetWrittenStatus(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	// GEPM's updates drop userdataContents (its API has none) and its webhook configuration
@@ -203,17 +210,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		if retErr == nil {
 			deploy.Status.ObservedGeneration = deploy.Generation // only a pass that went through
 		}
-		patch := client.MergeFrom(original)
+		// The diff is taken against what this manager last wrote, not against the cached
+		// object: a pass reading a cache that lacks the previous pass's write would otherwise
+		// find nothing to write and leave that write (say, Progressing FirewallSetUpdated after
+		// the roll completed) in place, and status-only updates trigger no reconcile.
+		base := original
+		if last, ok := r.writtenStatus.Load(deploy.UID); ok {
+			base = original.DeepCopy()
+			base.Status = *last.(writtenStatus).status
+		}
+		patch := client.MergeFrom(base)
 		if data, err := patch.Data(deploy); err == nil && string(data) == "{}" {
 			return // nothing changed (as serialized): an empty patch still costs a request and rate limit
 		}
-		if err := r.Client.Status().Patch(ctx, deploy, patch); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching deployment status: %w", err))
+		if err := r.Client.Status().Patch(ctx, deploy, patch); err != nil {
+			r.writtenStatus.Delete(deploy.UID) // unknown what the server holds: diff against the cache next time
+			if !apierrors.IsNotFound(err) {
+				retErr = errors.Join(retErr, fmt.Errorf("patching deployment status: %w", err))
+			}
 			return
 		}
-		if retErr == nil {
-			result = fwutil.RecheckAfterStatusWrite(result)
-		}
+		r.writtenStatus.Store(deploy.UID, writtenStatus{name: client.ObjectKeyFromObject(deploy), status: deploy.Status.DeepCopy()})
 	}()
 
 	pause.SetCondition(&deploy.Status.Conditions, deploy.Generation, paused, pausedBy)
@@ -284,4 +301,20 @@ func (r *Reconciler) event(obj client.Object, eventType, reason, action, note st
 	if r.Recorder != nil {
 		r.Recorder.Eventf(obj, nil, eventType, reason, action, note, args...)
 	}
+}
+
+type writtenStatus struct {
+	name   types.NamespacedName
+	status *v2.FirewallDeploymentStatus
+}
+
+// forgetWrittenStatus drops what was written for a deployment that is gone (keyed by UID, so
+// it is found by name here).
+func (r *Reconciler) forgetWrittenStatus(name types.NamespacedName) {
+	r.writtenStatus.Range(func(uid, w any) bool {
+		if w.(writtenStatus).name == name {
+			r.writtenStatus.Delete(uid)
+		}
+		return true
+	})
 }

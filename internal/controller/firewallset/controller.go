@@ -146,10 +146,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ct
 		}
 		if err := r.Client.Status().Patch(ctx, set, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching set status: %w", err))
-			return
-		}
-		if retErr == nil {
-			result = fwutil.RecheckAfterStatusWrite(result)
 		}
 	}()
 
